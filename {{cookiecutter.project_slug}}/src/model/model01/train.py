@@ -1,0 +1,72 @@
+"""Train experiment model01: MNIST, a small CNN, Lightning, MLflow; Optuna sweeps with -m.
+
+    python src/model/model01/train.py                                       # one run
+    python src/model/model01/train.py -m 'learning_rate=interval(0.001,0.002)'  # a sweep
+
+Returns the best epoch value of `optimized_metric`, which Optuna's sweeper optimises.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+
+from src.dataset.dataset01.mnist_datamodule import MNISTDataModule
+from src.model.model01.evaluation import confusion_matrix, confusion_matrix_figure, predict
+from src.model.model01.image_classifier_models import ImageClassifier
+from src.utils.console_noise import quiet_third_party_noise
+from src.utils.hydra_setup import setup_hydra
+from src.utils.project_paths import LIGHTNING_LOGS_DIR, PROJECT_ROOT, metric_direction
+from src.utils.training_run import TrainingRun
+
+setup_hydra()
+# Config files may only instantiate Lightning's callbacks (Hydra 1.4's execution policy).
+CALLBACK_TARGETS = ("lightning.pytorch.callbacks.*",)
+
+
+@hydra.main(config_path="../../../config/model/model01", config_name="config")
+def main(cfg: DictConfig) -> float:
+    quiet_third_party_noise()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = MNISTDataModule(batch_size=cfg.batch_size, **cfg.data)
+    model = ImageClassifier(learning_rate=cfg.learning_rate, **cfg.model)
+
+    with TrainingRun(cfg, entry_point=Path(__file__).relative_to(PROJECT_ROOT).as_posix(), model_kind=type(model.net).__name__) as run:
+        checkpoint = ModelCheckpoint(
+            dirpath=LIGHTNING_LOGS_DIR / cfg.experiment_name / run.run_id,
+            filename="best",
+            monitor=cfg.optimized_metric,
+            mode=metric_direction(cfg.optimized_metric, "min", "max"),
+            save_top_k=1,
+        )
+        callbacks = [
+            instantiate(c, _execution_whitelist_=CALLBACK_TARGETS)
+            for c in cfg.callbacks.values()
+            if c is not None
+        ]
+        trainer = L.Trainer(**cfg.trainer, logger=run.logger, callbacks=[checkpoint, *callbacks])
+        trainer.fit(model, datamodule=datamodule)
+        if checkpoint.best_model_score is None:
+            raise RuntimeError(
+                f"{cfg.optimized_metric} was never logged, so there is no best epoch: "
+                "keep trainer.limit_val_batches above 0"
+            )
+        trainer.test(model, datamodule=datamodule, ckpt_path="best")
+
+        best = ImageClassifier.load_from_checkpoint(checkpoint.best_model_path).cpu()
+        run.log_file(checkpoint.best_model_path, "checkpoints")
+        counts = confusion_matrix(*predict(best.net, datamodule.test_dataloader()))
+        run.log_figure(confusion_matrix_figure(counts, run.run_name), "plots/confusion_matrix.png")
+        if cfg.mlflow.log_model:
+            run.log_pytorch_model(best.net, input_example=datamodule.test_set.tensors[0][:4])
+    return float(checkpoint.best_model_score)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Keep a sweep's console readable: Hydra's trial lines and Lightning's progress, no spam.
+
+Only messages that repeat once per trial and tell a user nothing actionable are silenced;
+each entry says why. Everything still reaches the log files at its own level.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+# (message regex, why it is safe to hide)
+_IGNORED_WARNINGS = (
+    (r".*does not have many workers.*", "in-memory tensors load fastest with num_workers=0"),
+    (r".*The number of training batches .* is smaller than the logging interval.*",
+     "tiny smoke runs only; train/loss is still logged at the end of each epoch's steps"),
+    (r".*Checkpoint directory .* exists and is not empty.*", "each run has its own folder"),
+    (r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*", "internal to Lightning/torch"),
+)
+
+# Loggers whose INFO lines repeat per trial: GPU/TPU availability, tips, seed notices.
+# MLflow imports the `pytorch_lightning` package too, whose loggers carry that name.
+_QUIET_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.pytorch.accelerators.cuda",
+    "lightning.fabric.utilities.seed",
+    "pytorch_lightning.utilities.rank_zero",
+    "pytorch_lightning.accelerators.cuda",
+    "lightning_fabric.utilities.seed",
+    "alembic",
+)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.start)
+
+
+def quiet_third_party_noise() -> None:
+    from optuna.exceptions import ExperimentalWarning
+
+    # Optuna's matplotlib plots are "experimental" since v2.2; the sweep summary uses them.
+    warnings.filterwarnings("ignore", category=ExperimentalWarning)
+    for pattern, _why in _IGNORED_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    # The model is pickled on purpose (see TrainingRun.log_pytorch_model); MLflow repeats
+    # its generic pickle warning for every trial.
+    pickle_warning = _DropMessage("Saving pytorch model by Pickle")
+    mlflow_pytorch = logging.getLogger("mlflow.pytorch")
+    if not any(isinstance(f, _DropMessage) for f in mlflow_pytorch.filters):
+        mlflow_pytorch.addFilter(pickle_warning)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

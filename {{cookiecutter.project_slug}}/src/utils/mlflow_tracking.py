@@ -1,0 +1,146 @@
+"""One MLflow store for the whole project, and the bookkeeping of one training run.
+
+Tracking URI: $MLFLOW_TRACKING_URI when set (a team server), else the SQLite store
+`logs/mlruns/mlflow.db` with artifacts in `logs/mlruns/artifacts/`, resolved from the
+project root so that training, notebooks and the UI always meet in the same store.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from src.utils.project_paths import MLRUNS_DIR, PROJECT_ROOT
+
+# Keys whose values must never reach a tracking server as params (tokens in a URI, say).
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential")
+REDACTED = "***"
+
+
+def default_tracking_uri() -> str:
+    return f"sqlite:///{MLRUNS_DIR / 'mlflow.db'}"
+
+
+def tracking_uri(configured: str | None = None) -> str:
+    """The config's URI if given, else $MLFLOW_TRACKING_URI, else the project's SQLite store."""
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def is_local_store(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def configure_mlflow(configured_uri: str | None = None) -> str:
+    """Point MLflow (fluent API and clients) at the project's store; return the URI.
+
+    Telemetry is off unless the user asked for it: the project runs offline by default
+    and an experiment log should not phone home. Set MLFLOW_DISABLE_TELEMETRY=false to
+    opt in.
+    """
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri = tracking_uri(configured_uri)
+    if uri.startswith("sqlite:"):
+        MLRUNS_DIR.mkdir(parents=True, exist_ok=True)
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def get_or_create_experiment(client: Any, name: str) -> str:
+    """The id of experiment `name`, created with its artifacts under logs/mlruns/artifacts.
+
+    Without an explicit artifact location a local store puts artifacts in ./mlruns of
+    the current directory, which would scatter them across the file system.
+    """
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
+    artifact_location = None
+    if is_local_store(client.tracking_uri):
+        artifact_location = (MLRUNS_DIR / "artifacts" / name).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except Exception:  # noqa: BLE001 - another trial created it first (parallel sweep)
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def git_tags(root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """MLflow's standard git tags: commit and a dirty flag (empty outside a repository)."""
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"git_dirty": "unknown (not a git repository)"}
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"mlflow.source.git.commit": commit, "git_dirty": str(bool(dirty)).lower()}
+
+
+def looks_secret(key: str) -> bool:
+    return any(word in key.lower() for word in _SECRET_WORDS)
+
+
+def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """`{"a": {"b": 1}}` -> `{"a.b": "1"}`, with secret-looking values redacted."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_config(value, prefix=f"{name}."))
+        elif looks_secret(str(key)):
+            flat[name] = REDACTED
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def run_tags(
+    *,
+    entry_point: str,
+    overrides: list[str],
+    model_kind: str,
+    study_name: str | None = None,
+    trial_number: int | None = None,
+    parent_run_id: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
+    """The tags every training run carries (seed 000's list: code, source, model, sweep)."""
+    tags = {
+        "mlflow.source.name": entry_point,
+        "mlflow.source.type": "LOCAL",
+        "mlflow.user": _user(),
+        "hydra.overrides": " ".join(overrides),
+        "model_kind": model_kind,
+        **git_tags(),
+    }
+    if study_name is not None:
+        tags["study_name"] = study_name
+    if trial_number is not None:
+        tags["trial_number"] = str(trial_number)
+    if parent_run_id is not None:
+        tags["mlflow.parentRunId"] = parent_run_id
+    tags.update({str(k): str(v) for k, v in (extra or {}).items()})
+    return tags
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

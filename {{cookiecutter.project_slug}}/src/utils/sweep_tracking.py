@@ -1,0 +1,96 @@
+"""The MLflow parent run of a sweep: the trials nest under it, the study summary lands in it."""
+
+from __future__ import annotations
+
+import json
+from types import TracebackType
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig
+
+from src.utils.mlflow_tracking import configure_mlflow, get_or_create_experiment, run_tags
+
+
+class SweepParentRun:
+    """`with SweepParentRun(cfg, study_name, overrides) as parent:` around a sweep."""
+
+    def __init__(self, cfg: DictConfig, study_name: str, overrides: list[str]) -> None:
+        from mlflow import MlflowClient
+
+        uri = configure_mlflow(cfg.mlflow.tracking_uri)
+        self.client = MlflowClient(uri)
+        experiment_id = get_or_create_experiment(self.client, cfg.experiment_name)
+        tags = run_tags(
+            entry_point="hydra multirun (Optuna sweeper)",
+            overrides=list(overrides),
+            model_kind="sweep",
+            study_name=study_name,
+            extra={"run_kind": "sweep", **cfg.mlflow.tags},
+        )
+        run = self.client.create_run(experiment_id, run_name=f"sweep-{study_name}", tags=tags)
+        self.run_id: str = run.info.run_id
+
+    def __enter__(self) -> SweepParentRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None:
+            status = "FINISHED"
+        elif isinstance(exc, KeyboardInterrupt | SystemExit):
+            status = "KILLED"
+        else:
+            status = "FAILED"
+            self.client.set_tag(self.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
+        self.client.set_terminated(self.run_id, status)
+        return False
+
+    def log_study_summary(self, study: optuna.Study) -> None:
+        """Best value and params, trial counts, and Optuna's plots, on the parent run."""
+        trials = study.get_trials(deepcopy=False)
+        counts = {state.name: 0 for state in optuna.trial.TrialState}
+        for trial in trials:
+            counts[trial.state.name] += 1
+        summary: dict[str, Any] = {
+            "study_name": study.study_name,
+            "direction": study.direction.name.lower(),
+            "trial_counts": {k: v for k, v in counts.items() if v},
+        }
+        metrics = {"n_trials": float(len(trials)), "n_complete": float(counts["COMPLETE"])}
+        if counts["COMPLETE"]:
+            best = study.best_trial
+            summary.update(best_value=best.value, best_params=best.params, best_trial=best.number)
+            metrics["best_value"] = float(best.value)
+            for name, value in best.params.items():
+                self.client.log_param(self.run_id, f"best.{name}", value)
+        for key, value in metrics.items():
+            self.client.log_metric(self.run_id, key, value)
+        self.client.log_text(self.run_id, json.dumps(summary, indent=2, default=str), "study_summary.json")
+        self._log_plots(study, counts["COMPLETE"])
+
+    def _log_plots(self, study: optuna.Study, n_complete: int) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from optuna.visualization import matplotlib as optuna_plots
+
+        plots = {"plots/optimization_history.png": optuna_plots.plot_optimization_history}
+        # Importances need at least two finished trials with differing parameters.
+        if n_complete >= 2:
+            plots["plots/param_importances.png"] = optuna_plots.plot_param_importances
+        for artifact_file, plot in plots.items():
+            try:
+                axes = plot(study)
+            except (ValueError, RuntimeError) as error:
+                self.client.set_tag(self.run_id, f"plot_skipped.{artifact_file}", str(error)[:500])
+                continue
+            figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+            figure.tight_layout()
+            self.client.log_figure(self.run_id, figure, artifact_file)
+            plt.close(figure)

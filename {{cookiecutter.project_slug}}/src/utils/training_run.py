@@ -1,0 +1,134 @@
+"""The MLflow run of one training job: created named and tagged, always closed.
+
+A run is created with MlflowClient (not MLflow's fluent API) so trials of a sweep never
+share hidden global state, and handed to Lightning's MLFlowLogger by id. Leaving the
+`with` block ends the run FINISHED, FAILED (with the error) or KILLED (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import traceback
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from src.utils.mlflow_tracking import (
+    configure_mlflow,
+    flatten_config,
+    get_or_create_experiment,
+    run_tags,
+)
+
+# Keys the sweeper fills in; they describe the run, they are not hyperparameters.
+_SWEEPER_OVERRIDE_PREFIX = "sweep."
+
+
+class TrainingRun:
+    """Create, log into and close one MLflow run for a training job."""
+
+    def __init__(self, cfg: DictConfig, *, entry_point: str, model_kind: str) -> None:
+        from lightning.pytorch.loggers import MLFlowLogger
+        from mlflow import MlflowClient
+        from mlflow.entities import Param
+
+        self.uri = configure_mlflow(cfg.mlflow.tracking_uri)
+        self.client = MlflowClient(self.uri)
+        self.experiment_id = get_or_create_experiment(self.client, cfg.experiment_name)
+        overrides = _job_overrides()
+        sweep = cfg.sweep
+        if sweep.trial_number is not None:
+            run_name = f"trial-{int(sweep.trial_number):03d}"
+        else:
+            run_name = f"run-{datetime.now():%Y%m%d-%H%M%S}"
+        tags = run_tags(
+            entry_point=entry_point,
+            overrides=[o for o in overrides if not o.startswith(_SWEEPER_OVERRIDE_PREFIX)],
+            model_kind=model_kind,
+            study_name=sweep.study_name,
+            trial_number=sweep.trial_number,
+            parent_run_id=sweep.parent_run_id,
+            extra=cfg.mlflow.tags,
+        )
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+        self.run_id: str = run.info.run_id
+        self.run_name = run_name
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        params = [Param(k, v) for k, v in flatten_config(resolved).items()]
+        for start in range(0, len(params), 100):  # MLflow's batch limit
+            self.client.log_batch(self.run_id, params=params[start : start + 100])
+        self._resolved_yaml = OmegaConf.to_yaml(resolved)
+        self._overrides = overrides
+        self.logger = MLFlowLogger(
+            experiment_name=cfg.experiment_name, tracking_uri=self.uri, run_id=self.run_id
+        )
+
+    def __enter__(self) -> TrainingRun:
+        self.log_text(self._resolved_yaml, "config/config.yaml")
+        self.log_text("\n".join(self._overrides) + "\n", "config/overrides.txt")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None:
+            self.client.set_terminated(self.run_id, "FINISHED")
+            return False
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
+        try:
+            self.client.set_tag(self.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
+            self.log_text("".join(traceback.format_exception(exc_type, exc, tb)), "error.txt")
+        finally:
+            self.client.set_terminated(self.run_id, status)
+        return False
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        self.client.log_figure(self.run_id, figure, artifact_file)
+
+    def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_pytorch_model(self, model: torch.nn.Module, input_example: torch.Tensor) -> str:
+        """Log `model` as an MLflow pytorch model with signature and input example.
+
+        Pickle format on purpose: MLflow 3.14+ defaults to `pt2` (torch.export), which
+        loads back as a GraphModule rather than this class. Requirements are given, not
+        inferred, because inference re-imports the model in a subprocess (seconds).
+        """
+        import mlflow
+        from mlflow.models import infer_signature
+
+        model = model.eval()
+        example = input_example.detach().cpu().numpy()
+        with torch.no_grad():
+            output = model(input_example).cpu().numpy()
+        with mlflow.start_run(run_id=self.run_id):
+            info = mlflow.pytorch.log_model(
+                model,
+                name="model",
+                serialization_format="pickle",
+                signature=infer_signature(example, output),
+                input_example=example,
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
+            )
+        # The fluent context ended the run; the `with TrainingRun` block decides its status.
+        self.client.update_run(self.run_id, status="RUNNING")
+        return info.model_uri
+
+
+def _job_overrides() -> list[str]:
+    """The overrides Hydra applied to this job (empty outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
