@@ -20,9 +20,8 @@ SUPPORTED_LANGUAGES = ("en", "ja")
 _SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 # Deliberately simple: one @, no spaces, a dot in the domain. Catches typos, not RFC 5322.
 _EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-# The generated project ships a top-level package called `src`; a project named so would
-# shadow it, and so would the stage packages inside it.
-_RESERVED_NAMES = frozenset({"src", "dataset", "feature", "model", "utils", "tests", "config"})
+# The generated project ships its code as a top-level package called `src`.
+_RESERVED_NAMES = frozenset({"src"})
 
 
 def suggest_slug(text: str) -> str:
@@ -52,8 +51,8 @@ def validate_slug(slug: str) -> str | None:
         )
     if slug in _RESERVED_NAMES:
         return (
-            f"project_slug {slug!r} would shadow the project's own `src.{slug}` package "
-            f"layout. Try: {slug + '_project'!r}"
+            f"project_slug {slug!r} would shadow the project's own top-level `src` package. "
+            f"Try: {slug + '_project'!r}"
         )
     return None
 

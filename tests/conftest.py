@@ -1,0 +1,92 @@
+"""Fixtures shared by the template's tests: baking, one installed project, one real sweep.
+
+One project is baked with default answers, installed (editable) into the running
+environment and swept once per session; the slow tests reuse it. Other bakes are only
+inspected, never installed: every project provides a top-level `src` package, so only one
+of them can be installed in an environment at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_SLUG = "mnist_experiments"
+# The sweep that the README tells users to run, made small enough for CI.
+SWEEP_COMMAND = [
+    "poetry", "run", "python", "src/model/model01/train.py", "-m",
+    "learning_rate=interval(0.001,0.002)",
+]
+SMALL_RUN = [
+    "trainer.max_epochs=1", "trainer.limit_train_batches=5", "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2", "trainer.log_every_n_steps=1",
+]
+
+
+def bake(output_dir: Path, **answers: str) -> Path:
+    """Run the real cookiecutter on this template; return the generated project folder."""
+    return Path(
+        cookiecutter(
+            str(TEMPLATE_DIR), no_input=True, extra_context=answers, output_dir=str(output_dir)
+        )
+    )
+
+
+def project_env(**extra: str) -> dict[str, str]:
+    """The environment a user has after `poetry install` + `poetry run`: this venv active."""
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env["VIRTUAL_ENV"] = sys.prefix
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def run(
+    command: list[str], cwd: Path, timeout: float = 600, check: bool = True, **env: str
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        command, cwd=cwd, env=project_env(**env), capture_output=True, text=True, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(command)} exited {result.returncode}\n"
+            f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
+        )
+    return result
+
+
+def write_mnist(project: Path, data_dir: Path | None = None, **sizes: int) -> Path:
+    """Write a small MNIST in the real IDX format with the project's own fixture writer."""
+    data_dir = data_dir or project / "_data" / "data"
+    args = ", ".join(f"{k}={v}" for k, v in sizes.items())
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, 'tests'); "
+        "from mnist_idx_fixture import write_mnist_fixture; "
+        f"print(write_mnist_fixture(Path({str(data_dir)!r}){', ' + args if args else ''}))"
+    )
+    return Path(run([sys.executable, "-c", code], cwd=project).stdout.strip())
+
+
+@pytest.fixture(scope="session")
+def installed_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A default bake with git history, installed editable, with a small MNIST in place."""
+    project = bake(tmp_path_factory.mktemp("installed"), init_git="yes")
+    run([sys.executable, "-m", "pip", "install", "--quiet", "--no-build-isolation", "-e", "."], cwd=project)
+    write_mnist(project, n_train=600, n_test=200)
+    return project
+
+
+@pytest.fixture(scope="session")
+def swept_project(installed_project: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The project after the README's sweep command ran with 3 small trials."""
+    result = run(SWEEP_COMMAND + ["hydra.sweeper.n_trials=3", *SMALL_RUN], cwd=installed_project)
+    return installed_project, result

@@ -1,0 +1,40 @@
+"""Shared fixtures: a tiny MNIST in the real IDX format, and the composed training config."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from mnist_idx_fixture import write_mnist_fixture  # noqa: E402
+
+from src.utils.hydra_setup import setup_hydra  # noqa: E402
+from src.utils.project_paths import CONFIG_DIR  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data_dir holding MNIST/raw/ with 600 training and 200 test digits."""
+    data_dir = tmp_path_factory.mktemp("data")
+    write_mnist_fixture(data_dir, n_train=600, n_test=200)
+    return data_dir
+
+
+def compose_train_config(overrides: list[str] | None = None) -> DictConfig:
+    """model01's config as Hydra composes it for `train.py`, with `overrides` applied."""
+    setup_hydra()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR / "model" / "model01")):
+        return compose(config_name="config", overrides=overrides or [], return_hydra_config=True)
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A throwaway MLflow store, so tests never write into the project's logs/mlruns."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri

@@ -1,0 +1,34 @@
+from omegaconf import OmegaConf
+
+from conftest import compose_train_config
+from src.utils.project_paths import PROJECT_ROOT
+
+
+def test_config_composes_with_the_optuna_sweeper_and_project_folders():
+    cfg = compose_train_config()
+    assert cfg.experiment_name == "model01"
+    assert cfg.optimized_metric == "val/acc"
+    assert cfg.hydra.sweeper._target_ == "src.utils.experiment_sweeper.ExperimentSweeper"
+    assert cfg.hydra.sweeper.direction == "maximize"
+    assert cfg.hydra.sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+    assert cfg.hydra.sweeper.storage == f"sqlite:///{PROJECT_ROOT}/logs/optuna.db"
+    assert cfg.hydra.run.dir.startswith(f"{PROJECT_ROOT}/outputs/model01/")
+    assert cfg.hydra.sweep.dir.startswith(f"{PROJECT_ROOT}/multirun/model01/")
+    assert cfg.data.data_dir == f"{PROJECT_ROOT}/_data/data"
+
+
+def test_trainer_node_takes_command_line_overrides():
+    cfg = compose_train_config(
+        ["trainer.max_epochs=1", "trainer.limit_train_batches=5", "trainer.accelerator=cpu"]
+    )
+    assert cfg.trainer.max_epochs == 1
+    assert cfg.trainer.limit_train_batches == 5
+    assert cfg.trainer.accelerator == "cpu"
+
+
+def test_loss_metric_flips_every_direction_to_minimise():
+    cfg = compose_train_config(["optimized_metric=val/loss"])
+    assert cfg.hydra.sweeper.direction == "minimize"
+    assert cfg.callbacks.early_stopping.mode == "min"
+    container = OmegaConf.to_container(cfg.callbacks, resolve=True)
+    assert container["early_stopping"]["monitor"] == "val/loss"
