@@ -1,6 +1,6 @@
+from conftest import compose_train_config
 from omegaconf import OmegaConf
 
-from conftest import compose_train_config
 from src.utils.project_paths import PROJECT_ROOT
 
 

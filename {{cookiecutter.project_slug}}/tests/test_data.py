@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from mnist_idx_fixture import write_mnist_fixture
+
 from src.dataset.dataset01.mnist_datamodule import MNISTDataModule
 from src.dataset.dataset01.mnist_files import MNISTFilesError, ensure_mnist_files
 
@@ -42,8 +42,12 @@ def test_missing_files_offline_name_the_folder_and_the_four_files(tmp_path: Path
         ensure_mnist_files(tmp_path, download=False)
     message = str(error.value)
     assert str(tmp_path / "MNIST" / "raw") in message
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         assert name in message
 
 

@@ -10,7 +10,9 @@ from src.model.model01.image_classifier_models import ImageClassifier
 def test_fast_dev_run_trains_validates_and_tests(mnist_dir: Path):
     datamodule = MNISTDataModule(mnist_dir, batch_size=16)
     model = ImageClassifier(learning_rate=1e-3)
-    trainer = L.Trainer(fast_dev_run=True, logger=False, enable_progress_bar=False, accelerator="cpu")
+    trainer = L.Trainer(
+        fast_dev_run=True, logger=False, enable_progress_bar=False, accelerator="cpu"
+    )
     trainer.fit(model, datamodule=datamodule)
     assert {"train/loss", "val/loss", "val/acc"} <= set(trainer.logged_metrics)
     results = trainer.test(model, datamodule=datamodule, verbose=False)
@@ -22,8 +24,12 @@ def test_checkpoint_reload_gives_the_same_predictions(mnist_dir: Path, tmp_path:
     datamodule = MNISTDataModule(mnist_dir, batch_size=64)
     model = ImageClassifier(learning_rate=2e-3, channels=8, hidden=32)
     trainer = L.Trainer(
-        max_epochs=1, logger=False, enable_progress_bar=False, accelerator="cpu",
-        enable_model_summary=False, enable_checkpointing=False,
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        accelerator="cpu",
+        enable_model_summary=False,
+        enable_checkpointing=False,
     )
     trainer.fit(model, datamodule=datamodule)
     path = tmp_path / "model.ckpt"
@@ -44,8 +50,12 @@ def test_the_network_learns_the_fixture_digits(mnist_dir: Path):
     datamodule = MNISTDataModule(mnist_dir, batch_size=32)
     model = ImageClassifier(learning_rate=2e-3)
     trainer = L.Trainer(
-        max_epochs=3, logger=False, enable_progress_bar=False, accelerator="cpu",
-        enable_model_summary=False, enable_checkpointing=False,
+        max_epochs=3,
+        logger=False,
+        enable_progress_bar=False,
+        accelerator="cpu",
+        enable_model_summary=False,
+        enable_checkpointing=False,
     )
     trainer.fit(model, datamodule=datamodule)
     accuracy = trainer.test(model, datamodule=datamodule, verbose=False)[0]["test/acc"]

@@ -12,8 +12,10 @@ import warnings
 # (message regex, why it is safe to hide)
 _IGNORED_WARNINGS = (
     (r".*does not have many workers.*", "in-memory tensors load fastest with num_workers=0"),
-    (r".*The number of training batches .* is smaller than the logging interval.*",
-     "tiny smoke runs only; train/loss is still logged at the end of each epoch's steps"),
+    (
+        r".*The number of training batches .* is smaller than the logging interval.*",
+        "tiny smoke runs only; train/loss is still logged at the end of each epoch's steps",
+    ),
     (r".*Checkpoint directory .* exists and is not empty.*", "each run has its own folder"),
     (r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*", "internal to Lightning/torch"),
 )

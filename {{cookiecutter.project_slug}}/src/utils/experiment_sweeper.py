@@ -59,7 +59,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         self.sampler_config = sampler_config
         self.parent_run_id: str | None = None
 
-    def _configure_trials(self, trials: list[optuna.trial.Trial], *args: Any) -> Sequence[Sequence[str]]:
+    def _configure_trials(
+        self, trials: list[optuna.trial.Trial], *args: Any
+    ) -> Sequence[Sequence[str]]:
         overrides = super()._configure_trials(trials, *args)
         extra = []
         for trial in trials:
@@ -104,7 +106,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         with SweepParentRun(self.config, self.study_name, arguments) as parent:
             self.parent_run_id = parent.run_id
             super().sweep(arguments)
-            parent.log_study_summary(optuna.load_study(study_name=self.study_name, storage=self.storage))
+            parent.log_study_summary(
+                optuna.load_study(study_name=self.study_name, storage=self.storage)
+            )
 
 
 class ExperimentSweeper(OptunaSweeper):

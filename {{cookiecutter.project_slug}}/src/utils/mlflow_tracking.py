@@ -76,6 +76,7 @@ def get_or_create_experiment(client: Any, name: str) -> str:
 
 def git_tags(root: Path = PROJECT_ROOT) -> dict[str, str]:
     """MLflow's standard git tags: commit and a dirty flag (empty outside a repository)."""
+
     def git(*args: str) -> str | None:
         try:
             result = subprocess.run(

@@ -70,7 +70,9 @@ class SweepParentRun:
                 self.client.log_param(self.run_id, f"best.{name}", value)
         for key, value in metrics.items():
             self.client.log_metric(self.run_id, key, value)
-        self.client.log_text(self.run_id, json.dumps(summary, indent=2, default=str), "study_summary.json")
+        self.client.log_text(
+            self.run_id, json.dumps(summary, indent=2, default=str), "study_summary.json"
+        )
         self._log_plots(study, counts["COMPLETE"])
 
     def _log_plots(self, study: optuna.Study, n_complete: int) -> None:

@@ -118,7 +118,10 @@ class TrainingRun:
                 serialization_format="pickle",
                 signature=infer_signature(example, output),
                 input_example=example,
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
+                pip_requirements=[
+                    f"torch=={torch.__version__.split('+')[0]}",
+                    f"mlflow=={mlflow.__version__}",
+                ],
             )
         # The fluent context ended the run; the `with TrainingRun` block decides its status.
         self.client.update_run(self.run_id, status="RUNNING")

@@ -59,7 +59,9 @@ class MNISTDataModule(L.LightningDataModule):
             images, labels = load_mnist_split(self.data_dir, train=True)
             # A fraction, not a count, so a 600-image file splits as sensibly as 60,000.
             n_val = max(1, round(len(images) * self.val_fraction))
-            order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
+            order = torch.randperm(
+                len(images), generator=torch.Generator().manual_seed(self.split_seed)
+            )
             val_idx, train_idx = order[:n_val], order[n_val:]
             self.train_set = TensorDataset(images[train_idx], labels[train_idx])
             self.val_set = TensorDataset(images[val_idx], labels[val_idx])

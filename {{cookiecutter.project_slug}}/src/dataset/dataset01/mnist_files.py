@@ -105,8 +105,10 @@ def ensure_mnist_files(data_dir: Path, download: bool = True) -> Path:
 
 
 def _missing_message(raw: Path, missing: list[str], error: Exception | None) -> str:
-    reason = f"the download failed ({type(error).__name__}: {error})" if error else (
-        "downloading is switched off (data.download=false)"
+    reason = (
+        f"the download failed ({type(error).__name__}: {error})"
+        if error
+        else ("downloading is switched off (data.download=false)")
     )
     names = "\n".join(f"  {raw / name}[.gz]" for name in missing)
     return (

@@ -37,7 +37,11 @@ def main(cfg: DictConfig) -> float:
     datamodule = MNISTDataModule(batch_size=cfg.batch_size, **cfg.data)
     model = ImageClassifier(learning_rate=cfg.learning_rate, **cfg.model)
 
-    with TrainingRun(cfg, entry_point=Path(__file__).relative_to(PROJECT_ROOT).as_posix(), model_kind=type(model.net).__name__) as run:
+    with TrainingRun(
+        cfg,
+        entry_point=Path(__file__).relative_to(PROJECT_ROOT).as_posix(),
+        model_kind=type(model.net).__name__,
+    ) as run:
         checkpoint = ModelCheckpoint(
             dirpath=LIGHTNING_LOGS_DIR / cfg.experiment_name / run.run_id,
             filename="best",

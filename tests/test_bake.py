@@ -1,0 +1,258 @@
+"""Bake with default and non-default answers; check the exact output, its syntax and lint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from conftest import TEMPLATE_DIR, bake
+
+# Every file a default bake produces (without .git/), cookiecutter-data-science style:
+# a file added to or dropped from the template must be added or dropped here too.
+EXPECTED_FILES = {
+    ".gitignore",
+    ".pre-commit-config.yaml",
+    "LICENSE",
+    "README.md",
+    "pyproject.toml",
+    "_data/data/.gitkeep",
+    "_data/feature/.gitkeep",
+    "config/model/model01/config.yaml",
+    "diary/README.md",
+    "diary/_template.md",
+    "logs/lightning/.gitkeep",
+    "logs/logging_/dataset/.gitkeep",
+    "logs/logging_/feature/.gitkeep",
+    "logs/logging_/model/.gitkeep",
+    "logs/mlruns/.gitkeep",
+    "multirun/.gitkeep",
+    "outputs/.gitkeep",
+    "src/__init__.py",
+    "src/dataset/__init__.py",
+    "src/dataset/dataset01/__init__.py",
+    "src/dataset/dataset01/idx_format.py",
+    "src/dataset/dataset01/mnist_datamodule.py",
+    "src/dataset/dataset01/mnist_files.py",
+    "src/feature/__init__.py",
+    "src/feature/feature01/__init__.py",
+    "src/model/__init__.py",
+    "src/model/model01/__init__.py",
+    "src/model/model01/evaluation.py",
+    "src/model/model01/image_classifier_models.py",
+    "src/model/model01/train.py",
+    "src/utils/__init__.py",
+    "src/utils/console_noise.py",
+    "src/utils/experiment_sweeper.py",
+    "src/utils/hydra_setup.py",
+    "src/utils/mlflow_tracking.py",
+    "src/utils/project_paths.py",
+    "src/utils/sweep_tracking.py",
+    "src/utils/training_run.py",
+    "tests/conftest.py",
+    "tests/mnist_idx_fixture.py",
+    "tests/test_config.py",
+    "tests/test_data.py",
+    "tests/test_training.py",
+}
+# The folders of DESIGN.md §2 that must exist even when empty of code.
+EXPECTED_DIRS = {
+    "_data/data", "_data/feature", "config/dataset", "config/feature", "config/model",
+    "diary", "logs/lightning", "logs/logging_/dataset", "logs/logging_/feature",
+    "logs/logging_/model", "logs/mlruns", "notebooks", "scripts", "outputs", "multirun",
+    "src/dataset/dataset01", "src/feature/feature01", "src/model/model01", "src/utils",
+}
+
+NON_DEFAULT = {
+    "project_name": "Handwriting Lab",
+    "description": "Digits, but in Japanese",
+    "author_name": "山田 花子",
+    "author_email": "hanako@example.jp",
+    "python_version": "3.13",
+    "license": "none",
+    "readme_language": "ja",
+    "init_git": "no",
+}
+
+
+def files_of(project: Path) -> set[str]:
+    return {
+        p.relative_to(project).as_posix()
+        for p in project.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(project).parts[:1]
+    }
+
+
+@pytest.fixture(scope="module")
+def default_project(tmp_path_factory) -> Path:
+    return bake(tmp_path_factory.mktemp("default"))
+
+
+@pytest.fixture(scope="module")
+def other_project(tmp_path_factory) -> Path:
+    return bake(tmp_path_factory.mktemp("other"), **NON_DEFAULT)
+
+
+def test_default_bake_has_exactly_the_expected_files(default_project: Path):
+    assert default_project.name == "mnist_experiments"
+    assert files_of(default_project) == EXPECTED_FILES
+    for folder in EXPECTED_DIRS:
+        assert (default_project / folder).is_dir(), folder
+
+
+def test_non_default_bake_drops_the_license_and_nothing_else(other_project: Path):
+    assert other_project.name == "handwriting_lab"
+    assert files_of(other_project) == EXPECTED_FILES - {"LICENSE"}
+    assert not (other_project / ".git").exists()
+
+
+@pytest.mark.parametrize("which", ["default_project", "other_project"])
+def test_no_jinja_is_left_and_hydra_interpolations_survive(which, request):
+    project = request.getfixturevalue(which)
+    for name in files_of(project):
+        text = (project / name).read_text(encoding="utf-8")
+        assert "{{" not in text and "{%" not in text, f"Jinja left in {name}"
+    config = (project / "config/model/model01/config.yaml").read_text()
+    assert "${project_root:}" in config and "${optimized_metric}" in config
+
+
+@pytest.mark.parametrize("which", ["default_project", "other_project"])
+def test_every_structured_file_parses(which, request):
+    project = request.getfixturevalue(which)
+    for name in files_of(project):
+        path = project / name
+        if path.suffix == ".toml":
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix in (".yaml", ".yml"):
+            yaml.safe_load(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".ipynb":
+            notebook = nbformat.read(path, as_version=4)
+            nbformat.validate(notebook)
+            assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("which", ["default_project", "other_project"])
+def test_ruff_check_and_format_pass_on_the_baked_project(which, request):
+    project = request.getfixturevalue(which)
+    for args in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *args], cwd=project, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_poetry_check_passes(default_project: Path, other_project: Path):
+    for project in (default_project, other_project):
+        result = subprocess.run(
+            [sys.executable, "-m", "poetry", "check"], cwd=project, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_answer_reaches_the_output(default_project: Path, other_project: Path):
+    default = tomllib.loads((default_project / "pyproject.toml").read_text())["project"]
+    other = tomllib.loads((other_project / "pyproject.toml").read_text())["project"]
+    # project_name and description: README title and pyproject
+    assert (default_project / "README.md").read_text().startswith("# MNIST Experiments\n")
+    assert (other_project / "README.md").read_text().startswith("# Handwriting Lab\n")
+    assert other["description"] == "Digits, but in Japanese"
+    # project_slug: folder and distribution name
+    assert default["name"] == "mnist_experiments" and other["name"] == "handwriting_lab"
+    # author_name and author_email
+    assert other["authors"] == [{"name": "山田 花子", "email": "hanako@example.jp"}]
+    # python_version: requires-python and ruff's target
+    assert default["requires-python"] == ">=3.11,<3.14"
+    assert other["requires-python"] == ">=3.13,<3.14"
+    ruff = tomllib.loads((other_project / "pyproject.toml").read_text())["tool"]["ruff"]
+    assert ruff["target-version"] == "py313"
+    # license: file and metadata
+    assert default["license"] == "MIT"
+    assert "MIT License" in (default_project / "LICENSE").read_text()
+    assert "license" not in other
+    # readme_language: README and diary template
+    assert "## Layout" in (default_project / "README.md").read_text()
+    assert "## ディレクトリ構成" in (other_project / "README.md").read_text()
+    assert "## Hypothesis" in (default_project / "diary/_template.md").read_text()
+    assert "## 仮説" in (other_project / "diary/_template.md").read_text()
+    # init_git: a repository with one commit, or none
+    log = subprocess.run(["git", "log", "--oneline"], cwd=default_project, capture_output=True, text=True)
+    assert len(log.stdout.splitlines()) == 1
+    assert not (other_project / ".git").exists()
+
+
+@pytest.mark.parametrize(
+    ("license_id", "marker"),
+    [
+        ("MIT", "Permission is hereby granted, free of charge"),
+        ("BSD-3-Clause", "Neither the name of the copyright holder"),
+        ("Apache-2.0", "Apache License\n                           Version 2.0, January 2004"),
+    ],
+)
+def test_each_license_renders_its_own_text(tmp_path, license_id, marker):
+    project = bake(tmp_path, license=license_id, author_name="Ada Lovelace", init_git="no")
+    text = (project / "LICENSE").read_text()
+    assert marker in text
+    assert "Ada Lovelace" in text
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert meta["license"] == license_id and meta["license-files"] == ["LICENSE"]
+
+
+def test_python_312_answer(tmp_path):
+    project = bake(tmp_path, python_version="3.12", init_git="no")
+    meta = tomllib.loads((project / "pyproject.toml").read_text())
+    assert meta["project"]["requires-python"] == ">=3.12,<3.14"
+    assert meta["tool"]["ruff"]["target-version"] == "py312"
+
+
+def test_quotes_apostrophes_and_japanese_give_valid_toml_and_readme(tmp_path):
+    name = 'Tom\'s "Quoted" 実験 \\ Lab'
+    project = bake(
+        tmp_path,
+        project_name=name,
+        project_slug="toms_lab",
+        description='He said "hi" & left; 説明\\n',
+        author_name="O'Brien \"Bob\" 太郎",
+        init_git="no",
+    )
+    meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert meta["description"] == 'He said "hi" & left; 説明\\n'
+    assert meta["authors"][0]["name"] == "O'Brien \"Bob\" 太郎"
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    assert readme.startswith(f"# {name}\n")
+    assert "Copyright (c)" in (project / "LICENSE").read_text() and "O'Brien" in (project / "LICENSE").read_text()
+
+
+def test_dependency_lists_of_template_and_project_agree(default_project: Path):
+    """The template's test environment installs what generated projects declare."""
+    template = tomllib.loads((TEMPLATE_DIR / "pyproject.toml").read_text())
+    project = tomllib.loads((default_project / "pyproject.toml").read_text())
+    assert set(project["project"]["dependencies"]) <= set(template["dependency-groups"]["test"])
+
+
+def test_gitignore_ignores_outputs_but_keeps_the_gitkeep_files(default_project: Path):
+    probes = {
+        "_data/data/MNIST/raw/train-images-idx3-ubyte": True,
+        "_data/feature/feature01/train.pt": True,
+        "logs/mlruns/mlflow.db": True,
+        "logs/lightning/model01/x/best.ckpt": True,
+        "outputs/model01/2026/.hydra/config.yaml": True,
+        "multirun/model01/2026/0/train.log": True,
+        ".env": True,
+        "_data/data/.gitkeep": False,
+        "logs/mlruns/.gitkeep": False,
+        "src/model/model01/train.py": False,
+    }
+    for path, ignored in probes.items():
+        result = subprocess.run(
+            ["git", "check-ignore", "--no-index", "-q", path], cwd=default_project
+        )
+        assert (result.returncode == 0) == ignored, path
