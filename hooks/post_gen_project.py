@@ -50,11 +50,17 @@ def init_git(project_dir: Path, answers: dict[str, str]) -> str:
         return "Skipped git init (init_git=no)."
     git = shutil.which("git")
     if git is None:
-        return "git was not found on PATH, so no repository was created. Install git, then run: git init"
+        return (
+            "git was not found on PATH, so no repository was created. "
+            "Install git, then run: git init"
+        )
     # A machine without a configured identity still gets its first commit, under the
     # author given in the answers; a configured identity is left untouched.
     identity = []
-    for key, value in (("user.name", answers["author_name"]), ("user.email", answers["author_email"])):
+    for key, value in (
+        ("user.name", answers["author_name"]),
+        ("user.email", answers["author_email"]),
+    ):
         configured = subprocess.run(
             [git, "config", "--get", key], cwd=project_dir, capture_output=True, text=True
         )
@@ -63,7 +69,15 @@ def init_git(project_dir: Path, answers: dict[str, str]) -> str:
     steps = [
         [git, "init", "--quiet", "--initial-branch=main"],
         [git, "add", "--all"],
-        [git, *identity, "commit", "--quiet", "--no-verify", "-m", "Initial commit from the ML experiment template"],
+        [
+            git,
+            *identity,
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "-m",
+            "Initial commit from the ML experiment template",
+        ],
     ]
     for step in steps:
         result = subprocess.run(step, cwd=project_dir, capture_output=True, text=True)

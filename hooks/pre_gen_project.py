@@ -99,7 +99,9 @@ def main(answers: dict[str, str]) -> int:
     for message in errors:
         print(f"ERROR: {message}", file=sys.stderr)
     if errors:
-        print("Nothing was generated. Run cookiecutter again with the fixed answers.", file=sys.stderr)
+        print(
+            "Nothing was generated. Run cookiecutter again with the fixed answers.", file=sys.stderr
+        )
         return 1
     return 0
 

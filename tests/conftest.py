@@ -20,12 +20,19 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_SLUG = "mnist_experiments"
 # The sweep that the README tells users to run, made small enough for CI.
 SWEEP_COMMAND = [
-    "poetry", "run", "python", "src/model/model01/train.py", "-m",
+    "poetry",
+    "run",
+    "python",
+    "src/model/model01/train.py",
+    "-m",
     "learning_rate=interval(0.001,0.002)",
 ]
 SMALL_RUN = [
-    "trainer.max_epochs=1", "trainer.limit_train_batches=5", "trainer.limit_val_batches=2",
-    "trainer.limit_test_batches=2", "trainer.log_every_n_steps=1",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=5",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=1",
 ]
 
 
@@ -80,7 +87,10 @@ def write_mnist(project: Path, data_dir: Path | None = None, **sizes: int) -> Pa
 def installed_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A default bake with git history, installed editable, with a small MNIST in place."""
     project = bake(tmp_path_factory.mktemp("installed"), init_git="yes")
-    run([sys.executable, "-m", "pip", "install", "--quiet", "--no-build-isolation", "-e", "."], cwd=project)
+    run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-build-isolation", "-e", "."],
+        cwd=project,
+    )
     write_mnist(project, n_train=600, n_test=200)
     return project
 

@@ -63,10 +63,25 @@ EXPECTED_FILES = {
 }
 # The folders of DESIGN.md §2 that must exist even when empty of code.
 EXPECTED_DIRS = {
-    "_data/data", "_data/feature", "config/dataset", "config/feature", "config/model",
-    "diary", "logs/lightning", "logs/logging_/dataset", "logs/logging_/feature",
-    "logs/logging_/model", "logs/mlruns", "notebooks", "scripts", "outputs", "multirun",
-    "src/dataset/dataset01", "src/feature/feature01", "src/model/model01", "src/utils",
+    "_data/data",
+    "_data/feature",
+    "config/dataset",
+    "config/feature",
+    "config/model",
+    "diary",
+    "logs/lightning",
+    "logs/logging_/dataset",
+    "logs/logging_/feature",
+    "logs/logging_/model",
+    "logs/mlruns",
+    "notebooks",
+    "scripts",
+    "outputs",
+    "multirun",
+    "src/dataset/dataset01",
+    "src/feature/feature01",
+    "src/model/model01",
+    "src/utils",
 }
 
 NON_DEFAULT = {
@@ -183,7 +198,9 @@ def test_every_answer_reaches_the_output(default_project: Path, other_project: P
     assert "## Hypothesis" in (default_project / "diary/_template.md").read_text()
     assert "## 仮説" in (other_project / "diary/_template.md").read_text()
     # init_git: a repository with one commit, or none
-    log = subprocess.run(["git", "log", "--oneline"], cwd=default_project, capture_output=True, text=True)
+    log = subprocess.run(
+        ["git", "log", "--oneline"], cwd=default_project, capture_output=True, text=True
+    )
     assert len(log.stdout.splitlines()) == 1
     assert not (other_project / ".git").exists()
 
@@ -220,15 +237,18 @@ def test_quotes_apostrophes_and_japanese_give_valid_toml_and_readme(tmp_path):
         project_name=name,
         project_slug="toms_lab",
         description='He said "hi" & left; 説明\\n',
-        author_name="O'Brien \"Bob\" 太郎",
+        author_name='O\'Brien "Bob" 太郎',
         init_git="no",
     )
     meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert meta["description"] == 'He said "hi" & left; 説明\\n'
-    assert meta["authors"][0]["name"] == "O'Brien \"Bob\" 太郎"
+    assert meta["authors"][0]["name"] == 'O\'Brien "Bob" 太郎'
     readme = (project / "README.md").read_text(encoding="utf-8")
     assert readme.startswith(f"# {name}\n")
-    assert "Copyright (c)" in (project / "LICENSE").read_text() and "O'Brien" in (project / "LICENSE").read_text()
+    assert (
+        "Copyright (c)" in (project / "LICENSE").read_text()
+        and "O'Brien" in (project / "LICENSE").read_text()
+    )
 
 
 def test_dependency_lists_of_template_and_project_agree(default_project: Path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import stat
 import subprocess
-from pathlib import Path
 
 import pytest
 from cookiecutter.exceptions import FailedHookException
@@ -66,7 +65,9 @@ def test_valid_emails_pass(email):
     assert pre.validate_email(email) is None
 
 
-@pytest.mark.parametrize("email", ["me", "me@", "@example.com", "me@example", "a b@example.com", "a@b@c.com"])
+@pytest.mark.parametrize(
+    "email", ["me", "me@", "@example.com", "me@example", "a b@example.com", "a@b@c.com"]
+)
 def test_malformed_emails_are_refused(email):
     assert "is not an e-mail address" in pre.validate_email(email)
 
@@ -82,7 +83,9 @@ def test_unsupported_python_versions_are_refused(version):
 
 
 def test_validate_answers_lists_every_problem():
-    answers = dict(GOOD, project_slug="import", author_email="nope", python_version="2.7", license="GPL")
+    answers = dict(
+        GOOD, project_slug="import", author_email="nope", python_version="2.7", license="GPL"
+    )
     errors = pre.validate_answers(answers)
     assert len(errors) == 4
     assert pre.validate_answers(GOOD) == []
@@ -91,7 +94,10 @@ def test_validate_answers_lists_every_problem():
 @pytest.mark.parametrize(
     ("answers", "expected"),
     [
-        ({"project_slug": "Bad-Slug"}, "project_slug 'Bad-Slug' is not a valid lowercase package name"),
+        (
+            {"project_slug": "Bad-Slug"},
+            "project_slug 'Bad-Slug' is not a valid lowercase package name",
+        ),
         ({"project_slug": "os"}, "would shadow the standard-library module 'os'"),
         ({"project_slug": "src"}, "would shadow the project's own"),
         ({"project_slug": "lambda"}, "is a Python keyword"),
@@ -129,9 +135,13 @@ def test_post_hook_git_init_commits_everything(tmp_path):
     (tmp_path / "README.md").write_text("hello\n")
     message = post.init_git(tmp_path, dict(GOOD, init_git="yes"))
     assert "Initialised a git repository" in message
-    log = subprocess.run(["git", "log", "--format=%an <%ae>|%s"], cwd=tmp_path, capture_output=True, text=True)
+    log = subprocess.run(
+        ["git", "log", "--format=%an <%ae>|%s"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert log.stdout.count("\n") == 1
-    tracked = subprocess.run(["git", "ls-files"], cwd=tmp_path, capture_output=True, text=True).stdout
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout
     assert tracked.split() == ["README.md"]
 
 
