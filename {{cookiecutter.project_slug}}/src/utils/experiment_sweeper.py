@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -102,6 +103,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         from src.utils.sweep_tracking import SweepParentRun
 
         quiet_third_party_noise()
+        # The launcher creates the sweep folder; with nothing to launch the stock sweeper
+        # would fail writing optimization_results.yaml into a folder that does not exist.
+        Path(self.config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
 
         with SweepParentRun(self.config, self.study_name, arguments) as parent:
             self.parent_run_id = parent.run_id
