@@ -32,6 +32,17 @@ def compose_train_config(overrides: list[str] | None = None) -> DictConfig:
         return compose(config_name="config", overrides=overrides or [], return_hydra_config=True)
 
 
+@pytest.fixture(scope="session")
+def stage_configs(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+    """dataset01 and feature01 configs pointing at the tiny MNIST and a throwaway cache."""
+    dataset_config = {"data_dir": str(mnist_dir), "download": False}
+    feature_config = {
+        "output_dir": str(tmp_path_factory.mktemp("feature01")),
+        "binarize_threshold": None,
+    }
+    return dataset_config, feature_config
+
+
 @pytest.fixture
 def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A throwaway MLflow store, so tests never write into the project's logs/mlruns."""

@@ -14,7 +14,18 @@ def test_config_composes_with_the_optuna_sweeper_and_project_folders():
     assert cfg.hydra.sweeper.storage == f"sqlite:///{PROJECT_ROOT}/logs/optuna.db"
     assert cfg.hydra.run.dir.startswith(f"{PROJECT_ROOT}/outputs/model01/")
     assert cfg.hydra.sweep.dir.startswith(f"{PROJECT_ROOT}/multirun/model01/")
-    assert cfg.data.data_dir == f"{PROJECT_ROOT}/_data/data"
+    assert cfg.data.val_fraction == 0.1
+
+
+def test_stage_configs_point_into_the_project():
+    from src.utils.stage_configs import load_stage_config
+
+    dataset = load_stage_config("dataset", "dataset01")
+    feature = load_stage_config("feature", "feature01")
+    assert dataset.data_dir == f"{PROJECT_ROOT}/_data/data" and dataset.download is True
+    assert feature.output_dir == f"{PROJECT_ROOT}/_data/feature/feature01"
+    assert "hydra" not in feature
+    assert load_stage_config("feature", "feature01", binarize_threshold=128).binarize_threshold == 128
 
 
 def test_trainer_node_takes_command_line_overrides():

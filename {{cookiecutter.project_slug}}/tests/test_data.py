@@ -3,14 +3,21 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from mnist_idx_fixture import write_mnist_fixture
+from src.dataset.dataset01.mnist_dataset import make_dataset, manifest_path
+from src.dataset.dataset01.mnist_files import RAW_FILES, MNISTFilesError, ensure_mnist_files
+from src.feature.feature01.mnist_datamodule import MNISTDataModule
+from src.feature.feature01.mnist_features import ensure_features
+from src.utils.manifests import read_manifest, sha256_of
 
-from src.dataset.dataset01.mnist_datamodule import MNISTDataModule
-from src.dataset.dataset01.mnist_files import MNISTFilesError, ensure_mnist_files
 
-
-def test_datamodule_splits_a_seeded_validation_fraction(mnist_dir: Path):
-    datamodule = MNISTDataModule(mnist_dir, batch_size=32, val_fraction=0.2, split_seed=1)
+def test_datamodule_splits_a_seeded_validation_fraction(stage_configs):
+    dataset_config, feature_config = stage_configs
+    datamodule = MNISTDataModule(
+        batch_size=32, val_fraction=0.2, split_seed=1,
+        dataset_config=dataset_config, feature_config=feature_config,
+    )
     datamodule.prepare_data()
     datamodule.setup()
     assert len(datamodule.val_set) == 120
@@ -21,20 +28,52 @@ def test_datamodule_splits_a_seeded_validation_fraction(mnist_dir: Path):
     assert 0.0 <= images.min() and images.max() <= 1.0
     assert labels.dtype == torch.int64
 
-    again = MNISTDataModule(mnist_dir, batch_size=32, val_fraction=0.2, split_seed=1)
+    again = MNISTDataModule(
+        batch_size=32, val_fraction=0.2, split_seed=1,
+        dataset_config=dataset_config, feature_config=feature_config,
+    )
     again.setup("fit")
     assert torch.equal(again.val_set.tensors[1], datamodule.val_set.tensors[1])
+
+
+def test_dataset_manifest_records_names_sizes_and_hashes(mnist_dir: Path):
+    manifest = make_dataset(mnist_dir, download=False)
+    assert read_manifest(manifest_path(mnist_dir)) == manifest
+    assert set(manifest["files"]) == set(RAW_FILES)
+    raw = mnist_dir / "MNIST" / "raw"
+    for name, info in manifest["files"].items():
+        assert info["bytes"] == (raw / name).stat().st_size
+        assert info["sha256"] == sha256_of(raw / name)
+
+
+def test_features_are_cached_reused_and_rebuilt_when_inputs_or_config_change(tmp_path: Path):
+    write_mnist_fixture(tmp_path / "data", n_train=100, n_test=30)
+    dataset_config = {"data_dir": str(tmp_path / "data"), "download": False}
+    feature_config = {"output_dir": str(tmp_path / "feature01"), "binarize_threshold": None}
+
+    features, built = ensure_features(dataset_config, feature_config)
+    assert built
+    assert features.train_images.dtype == torch.uint8 and features.train_images.shape == (100, 28, 28)
+    assert 0.0 < features.mean < 1.0 and 0.0 < features.std < 1.0
+    manifest = read_manifest(tmp_path / "feature01" / "manifest.json")
+    assert manifest["inputs"]["dataset"]["files"] == make_dataset(tmp_path / "data", False)["files"]
+
+    again, built = ensure_features(dataset_config, feature_config)
+    assert not built and again.digest == features.digest
+
+    binarized, built = ensure_features(dataset_config, dict(feature_config, binarize_threshold=128))
+    assert built and set(binarized.train_images.unique().tolist()) <= {0, 255}
+    assert binarized.digest != features.digest
+
+    write_mnist_fixture(tmp_path / "data", n_train=120, n_test=30, seed=5)
+    changed, built = ensure_features(dataset_config, dict(feature_config, binarize_threshold=128))
+    assert built and changed.train_images.shape[0] == 120
 
 
 def test_gzipped_files_as_downloaded_are_unpacked(tmp_path: Path):
     write_mnist_fixture(tmp_path, n_train=50, n_test=20, gz=True)
     raw = ensure_mnist_files(tmp_path, download=False)
-    assert sorted(p.name for p in raw.glob("*-ubyte")) == [
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-    ]
+    assert sorted(p.name for p in raw.glob("*-ubyte")) == sorted(RAW_FILES)
 
 
 def test_missing_files_offline_name_the_folder_and_the_four_files(tmp_path: Path):
@@ -42,17 +81,12 @@ def test_missing_files_offline_name_the_folder_and_the_four_files(tmp_path: Path
         ensure_mnist_files(tmp_path, download=False)
     message = str(error.value)
     assert str(tmp_path / "MNIST" / "raw") in message
-    for name in (
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-    ):
+    for name in RAW_FILES:
         assert name in message
 
 
 def test_truncated_file_is_reported_by_name(tmp_path: Path, mnist_dir: Path):
-    shutil.copytree(mnist_dir / "MNIST", tmp_path / "MNIST")
+    shutil.copytree(mnist_dir / "MNIST" / "raw", tmp_path / "MNIST" / "raw")
     images = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:-100])
     with pytest.raises(MNISTFilesError, match="train-images-idx3-ubyte.*truncated or corrupt"):

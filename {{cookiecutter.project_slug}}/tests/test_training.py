@@ -3,12 +3,12 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from src.dataset.dataset01.mnist_datamodule import MNISTDataModule
+from src.feature.feature01.mnist_datamodule import MNISTDataModule
 from src.model.model01.image_classifier_models import ImageClassifier
 
 
-def test_fast_dev_run_trains_validates_and_tests(mnist_dir: Path):
-    datamodule = MNISTDataModule(mnist_dir, batch_size=16)
+def test_fast_dev_run_trains_validates_and_tests(stage_configs):
+    datamodule = MNISTDataModule(16, dataset_config=stage_configs[0], feature_config=stage_configs[1])
     model = ImageClassifier(learning_rate=1e-3)
     trainer = L.Trainer(
         fast_dev_run=True, logger=False, enable_progress_bar=False, accelerator="cpu"
@@ -19,9 +19,9 @@ def test_fast_dev_run_trains_validates_and_tests(mnist_dir: Path):
     assert 0.0 <= results[0]["test/acc"] <= 1.0
 
 
-def test_checkpoint_reload_gives_the_same_predictions(mnist_dir: Path, tmp_path: Path):
+def test_checkpoint_reload_gives_the_same_predictions(stage_configs, tmp_path: Path):
     L.seed_everything(0, verbose=False)
-    datamodule = MNISTDataModule(mnist_dir, batch_size=64)
+    datamodule = MNISTDataModule(64, dataset_config=stage_configs[0], feature_config=stage_configs[1])
     model = ImageClassifier(learning_rate=2e-3, channels=8, hidden=32)
     trainer = L.Trainer(
         max_epochs=1,
@@ -44,10 +44,10 @@ def test_checkpoint_reload_gives_the_same_predictions(mnist_dir: Path, tmp_path:
         assert torch.equal(reloaded(images).argmax(1), model(images).argmax(1))
 
 
-def test_the_network_learns_the_fixture_digits(mnist_dir: Path):
+def test_the_network_learns_the_fixture_digits(stage_configs):
     """The synthetic digits are learnable: the model beats chance (10 %) clearly."""
     L.seed_everything(0, verbose=False)
-    datamodule = MNISTDataModule(mnist_dir, batch_size=32)
+    datamodule = MNISTDataModule(32, dataset_config=stage_configs[0], feature_config=stage_configs[1])
     model = ImageClassifier(learning_rate=2e-3)
     trainer = L.Trainer(
         max_epochs=3,

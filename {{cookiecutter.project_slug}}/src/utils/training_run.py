@@ -97,6 +97,38 @@ class TrainingRun:
     def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    def log_data_versions(self, dataset_config: Any, features: Any) -> None:
+        """Which dataset and feature versions trained this run: hashes as tags, the
+        manifests as artifacts, and MLflow's dataset inputs (the UI's "Datasets used")."""
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+
+        from src.utils.manifests import digest_of
+
+        dataset_manifest = features.manifest["inputs"]["dataset"]
+        dataset_digest = digest_of(dataset_manifest)
+        tags = {
+            "data.dataset": dataset_manifest["stage"],
+            "data.dataset_sha256": dataset_digest,
+            "data.feature": features.manifest["stage"],
+            "data.feature_sha256": features.digest,
+        }
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, value)
+        self.client.log_dict(self.run_id, features.manifest, "data/feature_manifest.json")
+        inputs = []
+        for name, path, digest, context in (
+            (dataset_manifest["stage"], dataset_config["data_dir"], dataset_digest, "source"),
+            (features.manifest["stage"], features.manifest.get("folder", ""), features.digest, "train"),
+        ):
+            dataset = MetaDataset(
+                source=resolve_dataset_source(str(path) or "."), name=name, digest=digest[:16]
+            )
+            tag = InputTag(key="mlflow.data.context", value=context)
+            inputs.append(DatasetInput(dataset=dataset._to_mlflow_entity(), tags=[tag]))
+        self.client.log_inputs(self.run_id, datasets=inputs)
+
     def log_pytorch_model(self, model: torch.nn.Module, input_example: torch.Tensor) -> str:
         """Log `model` as an MLflow pytorch model with signature and input example.
 

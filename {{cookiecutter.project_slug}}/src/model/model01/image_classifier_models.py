@@ -8,7 +8,8 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 NUM_CLASSES = 10
-# MNIST's training-set pixel mean and standard deviation (after scaling to [0, 1]).
+# MNIST's training-set pixel mean and standard deviation (after scaling to [0, 1]); the
+# trainer passes feature01's measured values instead.
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
@@ -19,10 +20,17 @@ class DigitCNN(nn.Module):
     happens inside, so the logged MLflow model and the REST server take raw [0, 1] pixels.
     """
 
-    def __init__(self, channels: int = 32, hidden: int = 128, dropout: float = 0.25) -> None:
+    def __init__(
+        self,
+        channels: int = 32,
+        hidden: int = 128,
+        dropout: float = 0.25,
+        pixel_mean: float = MNIST_MEAN,
+        pixel_std: float = MNIST_STD,
+    ) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(MNIST_MEAN))
-        self.register_buffer("std", torch.tensor(MNIST_STD))
+        self.register_buffer("mean", torch.tensor(float(pixel_mean)))
+        self.register_buffer("std", torch.tensor(float(pixel_std)))
         self.features = nn.Sequential(
             nn.Conv2d(1, channels, 3),
             nn.ReLU(),
@@ -53,11 +61,13 @@ class ImageClassifier(L.LightningModule):
         hidden: int = 128,
         dropout: float = 0.25,
         weight_decay: float = 0.0,
+        pixel_mean: float = MNIST_MEAN,
+        pixel_std: float = MNIST_STD,
     ) -> None:
         super().__init__()
         # Plain numbers only: Lightning >= 2.6 reloads checkpoints with weights_only=True.
         self.save_hyperparameters()
-        self.net = DigitCNN(channels=channels, hidden=hidden, dropout=dropout)
+        self.net = DigitCNN(channels, hidden, dropout, pixel_mean=pixel_mean, pixel_std=pixel_std)
         self.loss = nn.CrossEntropyLoss()
         self.val_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")

@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
-from src.dataset.dataset01.mnist_datamodule import MNISTDataModule
+from src.feature.feature01.mnist_datamodule import MNISTDataModule
 from src.model.model01.evaluation import confusion_matrix, confusion_matrix_figure, predict
 from src.model.model01.image_classifier_models import ImageClassifier
 from src.utils.console_noise import quiet_third_party_noise
@@ -34,14 +34,22 @@ def main(cfg: DictConfig) -> float:
     quiet_third_party_noise()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
+    # Builds dataset01 and feature01 first when their outputs are missing or stale.
     datamodule = MNISTDataModule(batch_size=cfg.batch_size, **cfg.data)
-    model = ImageClassifier(learning_rate=cfg.learning_rate, **cfg.model)
+    features = datamodule.features()
+    model = ImageClassifier(
+        learning_rate=cfg.learning_rate,
+        pixel_mean=features.mean,
+        pixel_std=features.std,
+        **cfg.model,
+    )
 
     with TrainingRun(
         cfg,
         entry_point=Path(__file__).relative_to(PROJECT_ROOT).as_posix(),
         model_kind=type(model.net).__name__,
     ) as run:
+        run.log_data_versions(datamodule.dataset_config, features)
         checkpoint = ModelCheckpoint(
             dirpath=LIGHTNING_LOGS_DIR / cfg.experiment_name / run.run_id,
             filename="best",

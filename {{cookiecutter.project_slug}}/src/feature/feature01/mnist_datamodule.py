@@ -1,72 +1,82 @@
-"""MNIST as a LightningDataModule: tensors in memory, a seeded validation fraction.
+"""feature01's cached MNIST tensors as a LightningDataModule, with a seeded validation split.
 
-The images are read once through torchvision's parser into one uint8 tensor; batches are
-sliced from it, so there is no per-sample PIL decoding and no worker processes to start.
+Batches are sliced from in-memory tensors: no per-sample image decoding and no worker
+processes to start, which is what a small dataset on a few CPU cores wants.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from src.dataset.dataset01.mnist_files import ensure_mnist_files
+from src.feature.feature01.mnist_features import FeatureSet, ensure_features
+from src.utils.stage_configs import load_stage_config
 
 
-def load_mnist_split(data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images as float32 N×1×28×28 in [0, 1] and labels as int64, via torchvision."""
-    from torchvision.datasets import MNIST
-
-    mnist = MNIST(root=str(data_dir), train=train, download=False)
-    images = mnist.data.unsqueeze(1).to(torch.float32).div_(255.0)
-    return images, mnist.targets.to(torch.int64)
+def as_model_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 N×28×28 -> float32 N×1×28×28 in [0, 1]: what DigitCNN and the served model take."""
+    return images.unsqueeze(1).to(torch.float32).div_(255.0)
 
 
 class MNISTDataModule(L.LightningDataModule):
-    """Train/validation from MNIST's training file, test from its official test file."""
+    """Train/validation from MNIST's training file, test from its official test file.
+
+    The stage configs default to config/dataset/dataset01 and config/feature/feature01;
+    tests pass their own (another data folder, another cache).
+    """
 
     def __init__(
         self,
-        data_dir: str | Path,
         batch_size: int = 128,
         val_fraction: float = 0.1,
         split_seed: int = 0,
         num_workers: int = 0,
         pin_memory: bool = False,
-        download: bool = True,
+        dataset_config: Mapping[str, Any] | None = None,
+        feature_config: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-        self.data_dir = Path(data_dir)
         self.batch_size = batch_size
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self.num_workers = num_workers
         self.pin_memory = pin_memory
-        self.download = download
+        self.dataset_config = dataset_config or load_stage_config("dataset", "dataset01")
+        self.feature_config = feature_config or load_stage_config("feature", "feature01")
+        self._features: FeatureSet | None = None
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
         self.test_set: TensorDataset | None = None
 
+    def features(self) -> FeatureSet:
+        """The feature set, built on demand (dataset01 then feature01) the first time."""
+        if self._features is None:
+            self._features, _built = ensure_features(self.dataset_config, self.feature_config)
+        return self._features
+
     def prepare_data(self) -> None:
-        ensure_mnist_files(self.data_dir, download=self.download)
+        self.features()
 
     def setup(self, stage: str | None = None) -> None:
+        features = self.features()
         if stage in (None, "fit", "validate") and self.train_set is None:
-            images, labels = load_mnist_split(self.data_dir, train=True)
+            images = as_model_input(features.train_images)
+            labels = features.train_labels
             # A fraction, not a count, so a 600-image file splits as sensibly as 60,000.
             n_val = max(1, round(len(images) * self.val_fraction))
-            order = torch.randperm(
-                len(images), generator=torch.Generator().manual_seed(self.split_seed)
-            )
+            generator = torch.Generator().manual_seed(self.split_seed)
+            order = torch.randperm(len(images), generator=generator)
             val_idx, train_idx = order[:n_val], order[n_val:]
             self.train_set = TensorDataset(images[train_idx], labels[train_idx])
             self.val_set = TensorDataset(images[val_idx], labels[val_idx])
         if stage in (None, "test", "predict") and self.test_set is None:
-            self.test_set = TensorDataset(*load_mnist_split(self.data_dir, train=False))
+            self.test_set = TensorDataset(as_model_input(features.test_images), features.test_labels)
 
     def _loader(self, dataset: TensorDataset | None, shuffle: bool) -> DataLoader:
         assert dataset is not None, "call setup() first"
