@@ -25,7 +25,9 @@ def test_stage_configs_point_into_the_project():
     assert dataset.data_dir == f"{PROJECT_ROOT}/_data/data" and dataset.download is True
     assert feature.output_dir == f"{PROJECT_ROOT}/_data/feature/feature01"
     assert "hydra" not in feature
-    assert load_stage_config("feature", "feature01", binarize_threshold=128).binarize_threshold == 128
+    assert (
+        load_stage_config("feature", "feature01", binarize_threshold=128).binarize_threshold == 128
+    )
 
 
 def test_trainer_node_takes_command_line_overrides():

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from mnist_idx_fixture import write_mnist_fixture
+
 from src.dataset.dataset01.mnist_dataset import make_dataset, manifest_path
 from src.dataset.dataset01.mnist_files import RAW_FILES, MNISTFilesError, ensure_mnist_files
 from src.feature.feature01.mnist_datamodule import MNISTDataModule
@@ -15,8 +15,11 @@ from src.utils.manifests import read_manifest, sha256_of
 def test_datamodule_splits_a_seeded_validation_fraction(stage_configs):
     dataset_config, feature_config = stage_configs
     datamodule = MNISTDataModule(
-        batch_size=32, val_fraction=0.2, split_seed=1,
-        dataset_config=dataset_config, feature_config=feature_config,
+        batch_size=32,
+        val_fraction=0.2,
+        split_seed=1,
+        dataset_config=dataset_config,
+        feature_config=feature_config,
     )
     datamodule.prepare_data()
     datamodule.setup()
@@ -29,8 +32,11 @@ def test_datamodule_splits_a_seeded_validation_fraction(stage_configs):
     assert labels.dtype == torch.int64
 
     again = MNISTDataModule(
-        batch_size=32, val_fraction=0.2, split_seed=1,
-        dataset_config=dataset_config, feature_config=feature_config,
+        batch_size=32,
+        val_fraction=0.2,
+        split_seed=1,
+        dataset_config=dataset_config,
+        feature_config=feature_config,
     )
     again.setup("fit")
     assert torch.equal(again.val_set.tensors[1], datamodule.val_set.tensors[1])
@@ -53,7 +59,11 @@ def test_features_are_cached_reused_and_rebuilt_when_inputs_or_config_change(tmp
 
     features, built = ensure_features(dataset_config, feature_config)
     assert built
-    assert features.train_images.dtype == torch.uint8 and features.train_images.shape == (100, 28, 28)
+    assert features.train_images.dtype == torch.uint8 and features.train_images.shape == (
+        100,
+        28,
+        28,
+    )
     assert 0.0 < features.mean < 1.0 and 0.0 < features.std < 1.0
     manifest = read_manifest(tmp_path / "feature01" / "manifest.json")
     assert manifest["inputs"]["dataset"]["files"] == make_dataset(tmp_path / "data", False)["files"]

@@ -8,7 +8,9 @@ from src.model.model01.image_classifier_models import ImageClassifier
 
 
 def test_fast_dev_run_trains_validates_and_tests(stage_configs):
-    datamodule = MNISTDataModule(16, dataset_config=stage_configs[0], feature_config=stage_configs[1])
+    datamodule = MNISTDataModule(
+        16, dataset_config=stage_configs[0], feature_config=stage_configs[1]
+    )
     model = ImageClassifier(learning_rate=1e-3)
     trainer = L.Trainer(
         fast_dev_run=True, logger=False, enable_progress_bar=False, accelerator="cpu"
@@ -21,7 +23,9 @@ def test_fast_dev_run_trains_validates_and_tests(stage_configs):
 
 def test_checkpoint_reload_gives_the_same_predictions(stage_configs, tmp_path: Path):
     L.seed_everything(0, verbose=False)
-    datamodule = MNISTDataModule(64, dataset_config=stage_configs[0], feature_config=stage_configs[1])
+    datamodule = MNISTDataModule(
+        64, dataset_config=stage_configs[0], feature_config=stage_configs[1]
+    )
     model = ImageClassifier(learning_rate=2e-3, channels=8, hidden=32)
     trainer = L.Trainer(
         max_epochs=1,
@@ -47,7 +51,9 @@ def test_checkpoint_reload_gives_the_same_predictions(stage_configs, tmp_path: P
 def test_the_network_learns_the_fixture_digits(stage_configs):
     """The synthetic digits are learnable: the model beats chance (10 %) clearly."""
     L.seed_everything(0, verbose=False)
-    datamodule = MNISTDataModule(32, dataset_config=stage_configs[0], feature_config=stage_configs[1])
+    datamodule = MNISTDataModule(
+        32, dataset_config=stage_configs[0], feature_config=stage_configs[1]
+    )
     model = ImageClassifier(learning_rate=2e-3)
     trainer = L.Trainer(
         max_epochs=3,

@@ -120,7 +120,12 @@ class TrainingRun:
         inputs = []
         for name, path, digest, context in (
             (dataset_manifest["stage"], dataset_config["data_dir"], dataset_digest, "source"),
-            (features.manifest["stage"], features.manifest.get("folder", ""), features.digest, "train"),
+            (
+                features.manifest["stage"],
+                features.manifest.get("folder", ""),
+                features.digest,
+                "train",
+            ),
         ):
             dataset = MetaDataset(
                 source=resolve_dataset_source(str(path) or "."), name=name, digest=digest[:16]

@@ -1,7 +1,7 @@
 """Stage dataset01: get MNIST into _data/data/ (download, or verify what was placed there).
 
-    python src/dataset/dataset01/make_dataset.py
-    python src/dataset/dataset01/make_dataset.py download=false   # offline: verify only
+python src/dataset/dataset01/make_dataset.py
+python src/dataset/dataset01/make_dataset.py download=false   # offline: verify only
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Stage feature01: cache MNIST as model-ready tensors (builds dataset01 first if needed).
 
-    python src/feature/feature01/make_features.py
-    python src/feature/feature01/make_features.py binarize_threshold=128
+python src/feature/feature01/make_features.py
+python src/feature/feature01/make_features.py binarize_threshold=128
 """
 
 from __future__ import annotations

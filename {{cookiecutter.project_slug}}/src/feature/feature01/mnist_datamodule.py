@@ -76,7 +76,9 @@ class MNISTDataModule(L.LightningDataModule):
             self.train_set = TensorDataset(images[train_idx], labels[train_idx])
             self.val_set = TensorDataset(images[val_idx], labels[val_idx])
         if stage in (None, "test", "predict") and self.test_set is None:
-            self.test_set = TensorDataset(as_model_input(features.test_images), features.test_labels)
+            self.test_set = TensorDataset(
+                as_model_input(features.test_images), features.test_labels
+            )
 
     def _loader(self, dataset: TensorDataset | None, shuffle: bool) -> DataLoader:
         assert dataset is not None, "call setup() first"
