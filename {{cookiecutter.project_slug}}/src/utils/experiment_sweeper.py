@@ -110,9 +110,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         with SweepParentRun(self.config, self.study_name, arguments) as parent:
             self.parent_run_id = parent.run_id
             super().sweep(arguments)
-            parent.log_study_summary(
-                optuna.load_study(study_name=self.study_name, storage=self.storage)
-            )
+            study = optuna.load_study(study_name=self.study_name, storage=self.storage)
+            parent.log_study_summary(study)
+            parent.register_champion(study, experiment, self.config.optimized_metric)
 
 
 class ExperimentSweeper(OptunaSweeper):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from types import TracebackType
 from typing import Any
 
@@ -10,6 +11,8 @@ import optuna
 from omegaconf import DictConfig
 
 from src.utils.mlflow_tracking import configure_mlflow, get_or_create_experiment, run_tags
+
+log = logging.getLogger(__name__)
 
 
 class SweepParentRun:
@@ -74,6 +77,21 @@ class SweepParentRun:
             self.run_id, json.dumps(summary, indent=2, default=str), "study_summary.json"
         )
         self._log_plots(study, counts["COMPLETE"])
+
+    def register_champion(self, study: optuna.Study, experiment_name: str, metric: str) -> None:
+        """Register the best trial's model and move `champion` if it is the best yet.
+
+        A registry failure is logged, not raised: the sweep's trials are done and logged.
+        """
+        from src.utils.model_registry import register_best_trial
+
+        try:
+            version = register_best_trial(self.client, experiment_name, study, metric)
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.exception("Model registry: registering the best trial failed")
+            return
+        if version is not None:
+            self.client.set_tag(self.run_id, "champion_version", version.version)
 
     def _log_plots(self, study: optuna.Study, n_complete: int) -> None:
         import matplotlib

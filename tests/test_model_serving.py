@@ -1,0 +1,99 @@
+"""scripts/serve_model.sh, for real: `mlflow models serve` answering REST calls."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from server_process import free_port, started, wait_for
+
+from conftest import project_env, run
+
+pytestmark = pytest.mark.slow
+
+# Test images and the Python loader's logits for them, printed as JSON by the project.
+LOADER_LOGITS = """
+import json, sys
+import torch
+from src.feature.feature01.mnist_datamodule import MNISTDataModule
+from src.utils.model_loading import load_model
+
+data = MNISTDataModule()
+data.setup("test")
+images = data.test_set.tensors[0][:16]
+with torch.no_grad():
+    logits = load_model("model01", sys.argv[1])(images)
+print(json.dumps({"images": images.tolist(), "logits": logits.tolist()}))
+"""
+
+
+def serve_command(project: Path, *args: str) -> list[str]:
+    return ["bash", str(project / "scripts" / "serve_model.sh"), *args]
+
+
+def trial_run_id(project: Path) -> str:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{project / 'logs' / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("model01")
+    runs = client.search_runs([experiment.experiment_id], "tags.trial_number = '0'")
+    return runs[0].info.run_id
+
+
+def test_served_model_answers_like_the_python_loader(swept_project, tmp_path):
+    project, _ = swept_project
+    run_id = trial_run_id(project)
+    expected = json.loads(run([sys.executable, "-c", LOADER_LOGITS, run_id], cwd=project).stdout)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = serve_command(project, run_id, "--port", str(port))
+    with started(command, tmp_path, tmp_path / "serve.log", base) as server:
+        seconds = wait_for(server, "/ping", timeout=180)
+        print(f"model server answered /ping after {seconds:.1f} s")
+        assert f"runs:/{run_id}/model" in server.output()
+        request = urllib.request.Request(
+            f"{base}/invocations",
+            data=json.dumps({"inputs": expected["images"]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            predictions = json.load(response)["predictions"]
+    assert len(predictions) == 16 and all(len(row) == 10 for row in predictions)
+    served, loaded = np.asarray(predictions), np.asarray(expected["logits"])
+    np.testing.assert_allclose(served, loaded, atol=1e-4)
+    assert (served.argmax(axis=1) == loaded.argmax(axis=1)).all()  # the predicted digits
+
+
+def test_unknown_run_id_stops_before_serving_with_a_list(swept_project, tmp_path):
+    project, _ = swept_project
+    result = subprocess.run(
+        serve_command(project, "0123456789abcdef", "--port", str(free_port())),
+        cwd=tmp_path,
+        env=project_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "'0123456789abcdef' is no run id or run name in experiment 'model01'" in result.stderr
+    assert trial_run_id(project) in result.stderr or "trial-" in result.stderr
+
+
+def test_serving_outside_the_project_environment_says_poetry_run(installed_project, tmp_path):
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    result = subprocess.run(
+        serve_command(installed_project, "best"),
+        cwd=tmp_path,
+        env=project_env(PATH=f"{bare / 'bin'}:/usr/bin:/bin", VIRTUAL_ENV=str(bare)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "poetry run bash scripts/serve_model.sh best" in result.stderr

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Open the MLflow UI on this project's store, from any directory.
+#
+#   bash scripts/mlflow_ui.sh                      # http://127.0.0.1:5000
+#   bash scripts/mlflow_ui.sh --port 5001          # another port
+#   bash scripts/mlflow_ui.sh --host 0.0.0.0       # reachable from other machines (warns)
+#   bash scripts/mlflow_ui.sh --workers 2 ...      # anything else goes to `mlflow server`
+#
+# Store: sqlite:///<project>/logs/mlruns/mlflow.db with artifacts in logs/mlruns/artifacts,
+# the same store training writes to. If MLFLOW_TRACKING_URI names a database
+# (sqlite:, postgresql:, mysql:...) the UI opens that one instead, as training would write
+# there; if it names a tracking server (http://...), that server already has a UI, so this
+# script only prints its address.
+#
+# Run it inside the project's environment: `poetry run bash scripts/mlflow_ui.sh`.
+set -euo pipefail
+
+PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STORE_DIR="$PROJECT_ROOT/logs/mlruns"
+HOST="127.0.0.1"
+PORT="5000"
+EXTRA=()
+
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+fail() { echo "mlflow_ui.sh: error: $*" >&2; exit 1; }
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --port | -p) [[ $# -ge 2 ]] || fail "$1 needs a value"; PORT="$2"; shift 2 ;;
+        --port=*) PORT="${1#*=}"; shift ;;
+        --host) [[ $# -ge 2 ]] || fail "$1 needs a value"; HOST="$2"; shift 2 ;;
+        --host=*) HOST="${1#*=}"; shift ;;
+        --help) usage; exit 0 ;;
+        *) EXTRA+=("$1"); shift ;;
+    esac
+done
+[[ "$PORT" =~ ^[0-9]+$ ]] || fail "--port must be a number, got '$PORT'"
+
+# Off unless asked for: the project runs offline and an experiment log should not phone
+# home (same default as src/utils/mlflow_tracking.py).
+export MLFLOW_DISABLE_TELEMETRY="${MLFLOW_DISABLE_TELEMETRY:-true}"
+# The job runner serves GenAI features (judges, prompt optimisation) and costs seconds of
+# startup on a small machine; set MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true to get it back.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
+
+PYTHON="$(command -v python || command -v python3 || true)"
+if [[ -z "$PYTHON" ]] || ! "$PYTHON" -c \
+    'import importlib.util, sys; sys.exit(importlib.util.find_spec("mlflow") is None)' 2>/dev/null
+then
+    fail "MLflow is not installed in the active Python environment (${PYTHON:-no python on PATH}).
+  Install the project once:   cd $PROJECT_ROOT && poetry install
+  then start the UI with:     poetry run bash scripts/mlflow_ui.sh"
+fi
+
+# Checks and URLs in one stdlib-only Python call (no MLflow import: that costs seconds).
+# It prints the `mlflow server` security options to add, one per line, on stdout.
+SECURITY_OPTIONS="$("$PYTHON" - "$STORE_DIR" "$HOST" "$PORT" "${EXTRA[@]+"${EXTRA[@]}"}" <<'PY'
+import os
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+
+store_dir, host, port, extra = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+say = lambda text: print(text, file=sys.stderr)  # noqa: E731 - stdout carries the options
+env_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+
+if env_uri.startswith(("http://", "https://", "databricks")):
+    say(f"MLFLOW_TRACKING_URI={env_uri} is a tracking server: open it in a browser, it has")
+    say("its own UI. Unset MLFLOW_TRACKING_URI to browse this project's logs/mlruns instead.")
+    sys.exit(3)
+
+db = store_dir / "mlflow.db"
+if env_uri.startswith("sqlite:///"):
+    db = Path(env_uri[len("sqlite:///"):])
+if not env_uri or env_uri.startswith("sqlite:"):
+    if not db.is_file():
+        say(f"mlflow_ui.sh: error: no MLflow store at {db} yet.")
+        say("Run training first, e.g.: poetry run python src/model/model01/train.py")
+        sys.exit(1)
+
+bind_host = "" if host in ("0.0.0.0", "::") else host
+with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+    # uvicorn binds with SO_REUSEADDR too, so only a live listener counts as "in use".
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((bind_host, port))
+    except OSError as error:
+        say(f"mlflow_ui.sh: error: port {port} on {host} is already in use ({error.strerror}).")
+        say(f"Another MLflow UI may be running there; pick a free port: --port {port + 1}")
+        sys.exit(1)
+
+loopback = host in ("127.0.0.1", "localhost", "::1")
+names = [host]
+if not loopback:
+    hostname = socket.gethostname()
+    names = sorted({hostname, socket.getfqdn(), *([] if bind_host == "" else [host])})
+    try:
+        names += sorted({info[4][0] for info in socket.getaddrinfo(hostname, None, socket.AF_INET)})
+    except OSError:
+        pass
+    say(f"WARNING: --host {host} serves the UI to every machine that can reach this one on")
+    say(f"port {port}. MLflow has no login here: anyone who can connect can read and delete")
+    say("runs. Use it on a trusted network only, or tunnel instead: ssh -L 5000:127.0.0.1:5000")
+    # Explicit lists instead of MLflow's defaults (localhost + private IPs), unless given.
+    if not any(a.startswith("--allowed-hosts") for a in extra):
+        hosts = ["localhost", f"localhost:{port}", "127.0.0.1", f"127.0.0.1:{port}"]
+        hosts += [h for n in names for h in (n, f"{n}:{port}")]
+        print(f"--allowed-hosts={','.join(dict.fromkeys(hosts))}")
+    if not any(a.startswith("--cors-allowed-origins") for a in extra):
+        origins = [f"http://{n}:{port}" for n in ["localhost", "127.0.0.1", *names]]
+        print(f"--cors-allowed-origins={','.join(dict.fromkeys(origins))}")
+
+base = f"http://{names[0] if not loopback else host}:{port}"
+say(f"MLflow UI: {base}  (Ctrl-C stops it)")
+say(f"  experiments: {base}/#/experiments")
+if db.is_file() and (not env_uri or env_uri.startswith("sqlite:")):
+    # The run table, not MLflow 3's GenAI "Overview" that an experiment link opens by default.
+    query = (
+        "SELECT e.experiment_id, e.name, COUNT(r.run_uuid) FROM experiments e "
+        "LEFT JOIN runs r ON r.experiment_id = e.experiment_id AND r.lifecycle_stage = 'active' "
+        "WHERE e.lifecycle_stage = 'active' GROUP BY e.experiment_id, e.name ORDER BY e.name"
+    )
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            rows = connection.execute(query).fetchall()
+    except sqlite3.Error:
+        rows = []
+    for experiment_id, name, n_runs in rows:
+        if n_runs:
+            say(f"  {name} ({n_runs} runs): {base}/#/experiments/{experiment_id}/runs")
+PY
+)" || { status=$?; [[ $status -eq 3 ]] && exit 0; exit "$status"; }
+
+BACKEND_URI="${MLFLOW_TRACKING_URI:-sqlite:///$STORE_DIR/mlflow.db}"
+SECURITY=()
+while IFS= read -r option; do
+    [[ -n "$option" ]] && SECURITY+=("$option")
+done <<<"$SECURITY_OPTIONS"
+
+# One worker: enough for one user, and it answers in seconds where MLflow's default four
+# take ~18 s to start on two cores. Options given on the command line come last and win.
+cd "$PROJECT_ROOT"
+exec "$PYTHON" -m mlflow server \
+    --backend-store-uri "$BACKEND_URI" \
+    --default-artifact-root "file://$STORE_DIR/artifacts" \
+    --host "$HOST" --port "$PORT" --workers 1 \
+    "${SECURITY[@]+"${SECURITY[@]}"}" "${EXTRA[@]+"${EXTRA[@]}"}"
