@@ -1,33 +1,48 @@
-"""Hydra's Optuna sweeper, plus what a sweep of this project needs around it.
+"""Hydra's Optuna sweeper, with the trial loop this project needs around it.
 
-On top of the stock `hydra-optuna-sweeper` it:
+Same config keys as the stock `hydra-optuna-sweeper`; on top of it this sweeper
 - names the study `<experiment>-<hash of the search space>`, so re-running the same sweep
   resumes its study and a different search space starts a new one;
 - counts `n_trials` in total: a re-run only runs the trials still missing;
 - reseeds the sampler by the number of trials already in the study, so a resumed sweep
   does not propose its first points again;
-- opens one MLflow parent run per sweep invocation (`sweep-<study>`), tells every trial its
-  number, study and parent through the `sweep.*` config keys, and logs the study's summary
-  and plots to the parent at the end.
+- keeps going when a trial fails (the trial is FAILED in Optuna and MLflow) until more than
+  `max_failure_rate` of this invocation's trials have failed, and stops at once on a config
+  error, which every trial would repeat; ends with a summary, not a traceback;
+- on Ctrl-C or SIGTERM marks the running trials FAILED (never left RUNNING) and the parent
+  run KILLED; at start, marks trials and runs left RUNNING by a killed sweep as dead;
+- opens one MLflow parent run per invocation (`sweep-<study>`), tells every trial its number,
+  study and parent through the `sweep.*` config keys, and logs the study's summary, plots
+  and champion model to the parent at the end.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils import stale_runs
+
 log = logging.getLogger(__name__)
 
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+# A trial failing with one of these would fail the same way in every trial.
+_STOP_AT_ONCE = ("ConfigError",)
+
+
+class SweepStopped(RuntimeError):
+    """Too many trials failed; the message summarises the failures."""
 
 
 def search_space_id(arguments: Sequence[str]) -> str:
@@ -37,21 +52,17 @@ def search_space_id(arguments: Sequence[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def finished_trials(study_name: str, storage: str | None) -> int:
-    if storage is None:
-        return 0
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:
-        return 0
-    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
-
-
 def _instantiate_sampler(sampler_config: Any) -> Any:
     return instantiate(
         sampler_config,
         _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*"),
     )
+
+
+def _error_of(job: JobReturn) -> BaseException | None:
+    if job.status == JobStatus.COMPLETED:
+        return None
+    return job._return_value if isinstance(job._return_value, BaseException) else None
 
 
 class _ExperimentSweeperImpl(OptunaSweeperImpl):
@@ -64,55 +75,169 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         self, trials: list[optuna.trial.Trial], *args: Any
     ) -> Sequence[Sequence[str]]:
         overrides = super()._configure_trials(trials, *args)
-        extra = []
         for trial in trials:
-            extra.append(
-                (
-                    f"sweep.study_name={self.study_name}",
-                    f"sweep.trial_number={trial.number}",
-                    f"sweep.parent_run_id={self.parent_run_id}",
-                )
+            stale_runs.mark_owner(trial)
+        return [
+            (
+                *trial_overrides,
+                f"sweep.study_name={self.study_name}",
+                f"sweep.trial_number={trial.number}",
+                f"sweep.parent_run_id={self.parent_run_id}",
             )
-        return [tuple(o) + e for o, e in zip(overrides, extra, strict=True)]
+            for trial, trial_overrides in zip(trials, overrides, strict=True)
+        ]
+
+    def _open_study(self, directions: list[str]) -> tuple[optuna.Study, int]:
+        study = optuna.create_study(
+            study_name=self.study_name,
+            storage=self.storage,
+            sampler=self.sampler,
+            directions=directions,
+            load_if_exists=True,
+        )
+        revived = stale_runs.fail_dead_trials(study)
+        if revived:
+            log.warning(f"Marked {revived} trial(s) left RUNNING by a killed sweep as FAILED")
+        done = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+        seed = OmegaConf.select(self.sampler_config, "seed")
+        if seed is not None and study.trials:
+            # The same seed would re-propose the first sweep's startup points.
+            reseeded = OmegaConf.merge(self.sampler_config, {"seed": int(seed) + len(study.trials)})
+            study.sampler = _instantiate_sampler(reseeded)
+        return study, done
 
     def sweep(self, arguments: list[str]) -> None:
+        from src.utils.console_noise import quiet_third_party_noise
+        from src.utils.sweep_tracking import SweepParentRun
+        from src.utils.training_guards import sigterm_as_interrupt
+
+        quiet_third_party_noise()
         self._process_searchspace_config()
         space = self._parse_sweeper_params_config() + list(arguments)
+        distributions, fixed_params, fixed_overrides = create_params_from_overrides(space)
+        for name in fixed_params:
+            distributions.pop(name, None)
         experiment = self.config.experiment_name
         if self.study_name is None:
             self.study_name = f"{experiment}-{search_space_id(space)}"
-        done = finished_trials(self.study_name, self.storage)
-        total = self.n_trials
-        self.n_trials = max(0, total - done)
+        directions = self._get_directions()
+        study, done = self._open_study(directions)
+        to_run = max(0, self.n_trials - done)
+        log.info(f"Study name: {study.study_name}")
+        log.info(f"Storage: {self.storage}")
+        log.info(f"Sampler: {type(study.sampler).__name__}, directions: {directions}")
         if done:
             log.info(
-                f"Resuming study {self.study_name}: {done} of {total} trials finished, "
-                f"{self.n_trials} to run"
+                f"Resuming study {self.study_name}: {done} of {self.n_trials} trials finished, "
+                f"{to_run} to run"
             )
-            seed = OmegaConf.select(self.sampler_config, "seed")
-            if seed is not None:
-                reseeded = OmegaConf.merge(self.sampler_config, {"seed": int(seed) + done})
-                self.sampler = _instantiate_sampler(reseeded)
-        if self.n_trials == 0:
+        if to_run == 0:
             log.info(
-                f"Nothing to run: raise hydra.sweeper.n_trials above {total} to add trials, "
-                "or change the search space to start a new study"
+                f"Nothing to run: raise hydra.sweeper.n_trials above {self.n_trials} to add "
+                "trials, or change the search space to start a new study"
             )
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        stale_runs.kill_dead_runs(self.config)
 
-        from src.utils.console_noise import quiet_third_party_noise
-        from src.utils.sweep_tracking import SweepParentRun
-
-        quiet_third_party_noise()
-        # The launcher creates the sweep folder; with nothing to launch the stock sweeper
-        # would fail writing optimization_results.yaml into a folder that does not exist.
-        Path(self.config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
-
-        with SweepParentRun(self.config, self.study_name, arguments) as parent:
+        with sigterm_as_interrupt(), SweepParentRun(self.config, self.study_name, arguments) as parent:
             self.parent_run_id = parent.run_id
-            super().sweep(arguments)
-            study = optuna.load_study(study_name=self.study_name, storage=self.storage)
+            try:
+                failures = self._run_trials(
+                    study, to_run, distributions, fixed_params, fixed_overrides
+                )
+            except SweepStopped as stopped:
+                parent.failure = str(stopped)
+                failures = []
             parent.log_study_summary(study)
             parent.register_champion(study, experiment, self.config.optimized_metric)
+            self._report(study, failures, sweep_dir)
+        if parent.failure is not None:
+            # A summary, not a traceback: each trial's error is in its MLflow run.
+            log.error(parent.failure)
+            raise SystemExit(1)
+
+    def _run_trials(
+        self,
+        study: optuna.Study,
+        to_run: int,
+        distributions: dict,
+        fixed_params: dict,
+        fixed_overrides: list[str],
+    ) -> list[tuple[int, str]]:
+        allowed = math.floor(self.max_failure_rate * to_run)
+        failures: list[tuple[int, str]] = []
+        remaining = to_run
+        while remaining > 0:
+            trials = [study.ask() for _ in range(min(remaining, self.n_jobs))]
+            overrides = self._configure_trials(trials, distributions, fixed_params, fixed_overrides)
+            try:
+                jobs = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+            except BaseException:
+                # Ctrl-C, SIGTERM or a launcher crash: these trials will never report back.
+                for trial in trials:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                log.error(
+                    f"Sweep interrupted: trial(s) {[t.number for t in trials]} marked FAILED, "
+                    "the parent run KILLED. Run the same command again to resume the study."
+                )
+                raise
+            self.job_idx += len(jobs)
+            remaining -= len(trials)
+            for trial, job in zip(trials, jobs, strict=True):
+                message = self._tell(study, trial, job)
+                if message is not None:
+                    failures.append((trial.number, message))
+                    log.warning(f"Trial {trial.number} failed: {message}")
+            if any(m.split(":", 1)[0] in _STOP_AT_ONCE for _, m in failures):
+                raise SweepStopped(_summary(failures, to_run, "the config is invalid, so every trial would fail"))
+            if len(failures) > allowed:
+                reason = (
+                    f"{len(failures)} failed trial(s) is more than max_failure_rate="
+                    f"{self.max_failure_rate} of {to_run} allows ({allowed})"
+                )
+                raise SweepStopped(_summary(failures, to_run, reason))
+        return failures
+
+    def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, job: JobReturn) -> str | None:
+        """Report one finished job to Optuna; return its error message if it failed."""
+        error = _error_of(job)
+        if error is None:
+            try:
+                values = [float(job.return_value)]
+            except (TypeError, ValueError):
+                error = ValueError(f"the task returned {job.return_value!r}, not a number")
+            else:
+                if all(math.isfinite(v) for v in values):
+                    study.tell(trial, values=values)
+                    return None
+                error = FloatingPointError(f"the objective is {values[0]}")
+        message = f"{type(error).__name__}: {error}"
+        study._storage.set_trial_user_attr(trial._trial_id, "error", message[:1000])
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return message
+
+    def _report(self, study: optuna.Study, failures: list[tuple[int, str]], sweep_dir: Path) -> None:
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if failures:
+            log.warning(f"{len(failures)} trial(s) failed in this sweep (see their MLflow runs)")
+        if not complete:
+            log.warning("No trial of this study has completed yet, so there is no best value")
+            return
+        best = study.best_trial
+        log.info(f"Best parameters: {best.params}")
+        log.info(f"Best value: {best.value}")
+        OmegaConf.save(
+            OmegaConf.create(
+                {"name": "optuna", "best_params": best.params, "best_value": best.value}
+            ),
+            sweep_dir / "optimization_results.yaml",
+        )
+
+
+def _summary(failures: list[tuple[int, str]], planned: int, reason: str) -> str:
+    listed = "\n".join(f"  trial {number}: {message}" for number, message in failures[-5:])
+    return f"Sweep stopped after {len(failures)} of {planned} planned trial(s) failed: {reason}.\n{listed}"
 
 
 class ExperimentSweeper(OptunaSweeper):

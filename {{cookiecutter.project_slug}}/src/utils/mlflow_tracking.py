@@ -15,10 +15,40 @@ from pathlib import Path
 from typing import Any
 
 from src.utils.project_paths import MLRUNS_DIR, PROJECT_ROOT
+from src.utils.stale_runs import owner_tags
 
 # Keys whose values must never reach a tracking server as params (tokens in a URI, say).
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential")
 REDACTED = "***"
+
+
+# How long a tracking server may take to answer the first request before we give up.
+# MLflow's own client retries for minutes, which looks like a hang.
+SERVER_CHECK_TIMEOUT_S = 5.0
+
+
+class TrackingServerUnreachable(ConnectionError):
+    """MLFLOW_TRACKING_URI points at a server that does not answer."""
+
+
+def check_server(uri: str, timeout: float = SERVER_CHECK_TIMEOUT_S) -> None:
+    """Fail within `timeout` seconds with advice when an http(s) tracking server is down."""
+    import urllib.error
+    import urllib.request
+
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 - the user's own URI
+            return
+    except urllib.error.HTTPError:
+        return  # it answered: an auth error or a proxy's 404 is MLflow's to report
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise TrackingServerUnreachable(
+            f"The MLflow tracking server at {uri} (MLFLOW_TRACKING_URI) did not answer within "
+            f"{timeout:.0f} s ({reason}). Start the server, or unset "
+            "MLFLOW_TRACKING_URI to log into this project's logs/mlruns"
+        ) from None
 
 
 def default_tracking_uri() -> str:
@@ -45,6 +75,8 @@ def configure_mlflow(configured_uri: str | None = None) -> str:
     uri = tracking_uri(configured_uri)
     if uri.startswith("sqlite:"):
         MLRUNS_DIR.mkdir(parents=True, exist_ok=True)
+    elif uri.startswith(("http://", "https://")):
+        check_server(uri)
     import mlflow
 
     mlflow.set_tracking_uri(uri)
@@ -129,6 +161,7 @@ def run_tags(
         "hydra.overrides": " ".join(overrides),
         "model_kind": model_kind,
         **git_tags(),
+        **owner_tags(),
     }
     if study_name is not None:
         tags["study_name"] = study_name

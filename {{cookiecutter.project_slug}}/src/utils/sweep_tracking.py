@@ -33,6 +33,8 @@ class SweepParentRun:
         )
         run = self.client.create_run(experiment_id, run_name=f"sweep-{study_name}", tags=tags)
         self.run_id: str = run.info.run_id
+        # Set when the sweep stopped on failed trials: the run then ends FAILED.
+        self.failure: str | None = None
 
     def __enter__(self) -> SweepParentRun:
         return self
@@ -43,7 +45,10 @@ class SweepParentRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        if exc is None:
+        if exc is None and self.failure is not None:
+            status = "FAILED"
+            self.client.set_tag(self.run_id, "error", self.failure[:5000])
+        elif exc is None:
             status = "FINISHED"
         elif isinstance(exc, KeyboardInterrupt | SystemExit):
             status = "KILLED"

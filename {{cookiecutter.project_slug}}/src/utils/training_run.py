@@ -8,6 +8,7 @@ share hidden global state, and handed to Lightning's MLFlowLogger by id. Leaving
 from __future__ import annotations
 
 import traceback
+import warnings
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -127,9 +128,12 @@ class TrainingRun:
                 "train",
             ),
         ):
-            dataset = MetaDataset(
-                source=resolve_dataset_source(str(path) or "."), name=name, digest=digest[:16]
-            )
+            with warnings.catch_warnings():
+                # MLflow registers the local-file source class twice and warns it "can be
+                # interpreted in multiple ways"; both are the same class.
+                warnings.simplefilter("ignore", UserWarning)
+                source = resolve_dataset_source(str(path) or ".")
+            dataset = MetaDataset(source=source, name=name, digest=digest[:16])
             tag = InputTag(key="mlflow.data.context", value=context)
             inputs.append(DatasetInput(dataset=dataset._to_mlflow_entity(), tags=[tag]))
         self.client.log_inputs(self.run_id, datasets=inputs)

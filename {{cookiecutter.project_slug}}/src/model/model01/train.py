@@ -1,6 +1,6 @@
 """Train experiment model01: MNIST, a small CNN, Lightning, MLflow; Optuna sweeps with -m.
 
-    python src/model/model01/train.py                                       # one run
+    python src/model/model01/train.py                                           # one run
     python src/model/model01/train.py -m 'learning_rate=interval(0.001,0.002)'  # a sweep
 
 Returns the best epoch value of `optimized_metric`, which Optuna's sweeper optimises.
@@ -16,56 +16,59 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
+from src.dataset.dataset01.mnist_files import MNISTFilesError
 from src.feature.feature01.mnist_datamodule import MNISTDataModule
+from src.model.model01.config_schema import ConfigError, validate_train_config
 from src.model.model01.evaluation import confusion_matrix, confusion_matrix_figure, predict
 from src.model.model01.image_classifier_models import ImageClassifier
 from src.utils.console_noise import quiet_third_party_noise
 from src.utils.hydra_setup import setup_hydra
+from src.utils.mlflow_tracking import TrackingServerUnreachable
 from src.utils.project_paths import LIGHTNING_LOGS_DIR, PROJECT_ROOT, metric_direction
+from src.utils.training_guards import NonFiniteLossError, StopOnNonFiniteLoss, sigterm_as_interrupt
 from src.utils.training_run import TrainingRun
+from src.utils.user_errors import report_as_message
 
 setup_hydra()
 # Config files may only instantiate Lightning's callbacks (Hydra 1.4's execution policy).
 CALLBACK_TARGETS = ("lightning.pytorch.callbacks.*",)
+# Mistakes a user can fix: shown as one message, not a traceback (see user_errors).
+USER_ERRORS = (ConfigError, MNISTFilesError, NonFiniteLossError, TrackingServerUnreachable)
 
 
 @hydra.main(config_path="../../../config/model/model01", config_name="config")
 def main(cfg: DictConfig) -> float:
     quiet_third_party_noise()
+    with report_as_message(*USER_ERRORS), sigterm_as_interrupt():
+        return train(cfg)
+
+
+def train(cfg: DictConfig) -> float:
+    validate_train_config(cfg)  # wrong values stop here, before any data or run exists
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     # Builds dataset01 and feature01 first when their outputs are missing or stale.
     datamodule = MNISTDataModule(batch_size=cfg.batch_size, **cfg.data)
     features = datamodule.features()
     model = ImageClassifier(
-        learning_rate=cfg.learning_rate,
-        pixel_mean=features.mean,
-        pixel_std=features.std,
-        **cfg.model,
+        learning_rate=cfg.learning_rate, pixel_mean=features.mean, pixel_std=features.std, **cfg.model
     )
 
-    with TrainingRun(
-        cfg,
-        entry_point=Path(__file__).relative_to(PROJECT_ROOT).as_posix(),
-        model_kind=type(model.net).__name__,
-    ) as run:
+    entry_point = Path(__file__).relative_to(PROJECT_ROOT).as_posix()
+    with TrainingRun(cfg, entry_point=entry_point, model_kind=type(model.net).__name__) as run:
         run.log_data_versions(datamodule.dataset_config, features)
         checkpoint = ModelCheckpoint(
             dirpath=LIGHTNING_LOGS_DIR / cfg.experiment_name / run.run_id,
             filename="best",
             monitor=cfg.optimized_metric,
             mode=metric_direction(cfg.optimized_metric, "min", "max"),
-            save_top_k=1,
         )
-        callbacks = [
-            instantiate(c, _execution_whitelist_=CALLBACK_TARGETS)
-            for c in cfg.callbacks.values()
-            if c is not None
-        ]
-        trainer = L.Trainer(**cfg.trainer, logger=run.logger, callbacks=[checkpoint, *callbacks])
+        extra = [instantiate(c, _execution_whitelist_=CALLBACK_TARGETS) for c in cfg.callbacks.values() if c]
+        callbacks = [checkpoint, StopOnNonFiniteLoss(), *extra]
+        trainer = L.Trainer(**cfg.trainer, logger=run.logger, callbacks=callbacks)
         trainer.fit(model, datamodule=datamodule)
         if checkpoint.best_model_score is None:
-            raise RuntimeError(
+            raise ConfigError(
                 f"{cfg.optimized_metric} was never logged, so there is no best epoch: "
                 "keep trainer.limit_val_batches above 0"
             )

@@ -1,0 +1,61 @@
+"""Stop a run early when it can no longer produce anything useful, and say why."""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import lightning as L
+import torch
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; more steps cannot recover it."""
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    """Fail the run at the first non-finite training loss (checked every `every_n_steps`).
+
+    A diverged trial otherwise trains to the end on NaNs and reports a meaningless
+    metric to Optuna. Checking every step would cost one device sync per step on a GPU.
+    """
+
+    def __init__(self, every_n_steps: int = 1) -> None:
+        self.every_n_steps = max(1, every_n_steps)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        if trainer.global_step % self.every_n_steps:
+            return
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and not math.isfinite(loss.detach().float().item()):
+            lr = pl_module.hparams.get("learning_rate")
+            raise NonFiniteLossError(
+                f"train/loss became {loss.item()} at step {trainer.global_step} "
+                f"(learning_rate={lr}): the run diverged; try a smaller learning_rate"
+            )
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C inside the block, so runs end KILLED instead of vanishing.
+
+    Lightning chains this handler after its own, so a SIGTERM during `fit` also reaches it.
+    """
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"received signal {signal.Signals(signum).name}")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
