@@ -18,6 +18,7 @@ Same config keys as the stock `hydra-optuna-sweeper`; on top of it this sweeper
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -33,6 +34,7 @@ from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils import stale_runs
+from src.utils.mlflow_tracking import redact_url_credentials
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +102,8 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             log.warning(f"Marked {revived} trial(s) left RUNNING by a killed sweep as FAILED")
         done = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
         seed = OmegaConf.select(self.sampler_config, "seed")
-        if seed is not None and study.trials:
+        partial = OmegaConf.select(self.sampler_config, "_partial_", default=False)
+        if seed is not None and study.trials and not partial:
             # The same seed would re-propose the first sweep's startup points.
             reseeded = OmegaConf.merge(self.sampler_config, {"seed": int(seed) + len(study.trials)})
             study.sampler = _instantiate_sampler(reseeded)
@@ -121,10 +124,15 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         if self.study_name is None:
             self.study_name = f"{experiment}-{search_space_id(space)}"
         directions = self._get_directions()
+        if isinstance(self.sampler, functools.partial):
+            # The grid sampler is configured partially: its grid is the search space.
+            grid = {name: self._to_grid_sampler_choices(d) for name, d in distributions.items()}
+            self.sampler = self.sampler(grid)
+            self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid.values()))
         study, done = self._open_study(directions)
         to_run = max(0, self.n_trials - done)
         log.info(f"Study name: {study.study_name}")
-        log.info(f"Storage: {self.storage}")
+        log.info(f"Storage: {redact_url_credentials(str(self.storage))}")
         log.info(f"Sampler: {type(study.sampler).__name__}, directions: {directions}")
         if done:
             log.info(
@@ -140,7 +148,10 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         stale_runs.kill_dead_runs(self.config)
 
-        with sigterm_as_interrupt(), SweepParentRun(self.config, self.study_name, arguments) as parent:
+        with (
+            sigterm_as_interrupt(),
+            SweepParentRun(self.config, self.study_name, arguments) as parent,
+        ):
             self.parent_run_id = parent.run_id
             try:
                 failures = self._run_trials(
@@ -190,7 +201,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
                     failures.append((trial.number, message))
                     log.warning(f"Trial {trial.number} failed: {message}")
             if any(m.split(":", 1)[0] in _STOP_AT_ONCE for _, m in failures):
-                raise SweepStopped(_summary(failures, to_run, "the config is invalid, so every trial would fail"))
+                raise SweepStopped(
+                    _summary(failures, to_run, "the config is invalid, so every trial would fail")
+                )
             if len(failures) > allowed:
                 reason = (
                     f"{len(failures)} failed trial(s) is more than max_failure_rate="
@@ -217,7 +230,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return message
 
-    def _report(self, study: optuna.Study, failures: list[tuple[int, str]], sweep_dir: Path) -> None:
+    def _report(
+        self, study: optuna.Study, failures: list[tuple[int, str]], sweep_dir: Path
+    ) -> None:
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if failures:
             log.warning(f"{len(failures)} trial(s) failed in this sweep (see their MLflow runs)")
@@ -237,7 +252,8 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
 
 def _summary(failures: list[tuple[int, str]], planned: int, reason: str) -> str:
     listed = "\n".join(f"  trial {number}: {message}" for number, message in failures[-5:])
-    return f"Sweep stopped after {len(failures)} of {planned} planned trial(s) failed: {reason}.\n{listed}"
+    head = f"Sweep stopped after {len(failures)} of {planned} planned trial(s) failed: {reason}."
+    return f"{head}\n{listed}"
 
 
 class ExperimentSweeper(OptunaSweeper):

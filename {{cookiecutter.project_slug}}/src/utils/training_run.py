@@ -21,6 +21,8 @@ from src.utils.mlflow_tracking import (
     configure_mlflow,
     flatten_config,
     get_or_create_experiment,
+    redact_override,
+    redact_tree,
     run_tags,
 )
 
@@ -61,8 +63,9 @@ class TrainingRun:
         params = [Param(k, v) for k, v in flatten_config(resolved).items()]
         for start in range(0, len(params), 100):  # MLflow's batch limit
             self.client.log_batch(self.run_id, params=params[start : start + 100])
-        self._resolved_yaml = OmegaConf.to_yaml(resolved)
-        self._overrides = overrides
+        # What is written to the store never holds credentials (see mlflow_tracking).
+        self._resolved_yaml = OmegaConf.to_yaml(OmegaConf.create(redact_tree(resolved)))
+        self._overrides = [redact_override(o) for o in overrides]
         self.logger = MLFlowLogger(
             experiment_name=cfg.experiment_name, tracking_uri=self.uri, run_id=self.run_id
         )

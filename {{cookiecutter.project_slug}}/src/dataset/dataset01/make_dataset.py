@@ -13,7 +13,9 @@ import hydra
 from omegaconf import DictConfig
 
 from src.dataset.dataset01.mnist_dataset import make_dataset, manifest_path
+from src.dataset.dataset01.mnist_files import MNISTFilesError
 from src.utils.hydra_setup import setup_hydra
+from src.utils.user_errors import report_as_message
 
 setup_hydra(sweeper=False)
 log = logging.getLogger(__name__)
@@ -21,7 +23,8 @@ log = logging.getLogger(__name__)
 
 @hydra.main(config_path="../../../config/dataset/dataset01", config_name="config")
 def main(cfg: DictConfig) -> None:
-    manifest = make_dataset(Path(cfg.data_dir), download=cfg.download)
+    with report_as_message(MNISTFilesError):
+        manifest = make_dataset(Path(cfg.data_dir), download=cfg.download)
     for name, info in manifest["files"].items():
         log.info(f"{name}: {info['bytes']:,} bytes, sha256 {info['sha256'][:12]}…")
     log.info(f"Manifest written to {manifest_path(Path(cfg.data_dir))}")

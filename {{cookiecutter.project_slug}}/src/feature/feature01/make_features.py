@@ -11,9 +11,11 @@ import logging
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from src.dataset.dataset01.mnist_files import MNISTFilesError
 from src.feature.feature01.mnist_features import ensure_features
 from src.utils.hydra_setup import setup_hydra
 from src.utils.stage_configs import load_stage_config
+from src.utils.user_errors import report_as_message
 
 setup_hydra(sweeper=False)
 log = logging.getLogger(__name__)
@@ -22,7 +24,8 @@ log = logging.getLogger(__name__)
 @hydra.main(config_path="../../../config/feature/feature01", config_name="config")
 def main(cfg: DictConfig) -> None:
     feature_config = OmegaConf.to_container(cfg, resolve=True)
-    features, built = ensure_features(load_stage_config("dataset", "dataset01"), feature_config)
+    with report_as_message(MNISTFilesError):
+        features, built = ensure_features(load_stage_config("dataset", "dataset01"), feature_config)
     verb = "Built" if built else "Reused"
     log.info(
         f"{verb} {len(features.train_labels):,} training and {len(features.test_labels):,} "

@@ -13,6 +13,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
@@ -33,7 +34,13 @@ setup_hydra()
 # Config files may only instantiate Lightning's callbacks (Hydra 1.4's execution policy).
 CALLBACK_TARGETS = ("lightning.pytorch.callbacks.*",)
 # Mistakes a user can fix: shown as one message, not a traceback (see user_errors).
-USER_ERRORS = (ConfigError, MNISTFilesError, NonFiniteLossError, TrackingServerUnreachable)
+USER_ERRORS = (
+    ConfigError,
+    MNISTFilesError,
+    NonFiniteLossError,
+    TrackingServerUnreachable,
+    MisconfigurationException,  # e.g. trainer.accelerator=gpu on a machine without one
+)
 
 
 @hydra.main(config_path="../../../config/model/model01", config_name="config")
@@ -51,7 +58,10 @@ def train(cfg: DictConfig) -> float:
     datamodule = MNISTDataModule(batch_size=cfg.batch_size, **cfg.data)
     features = datamodule.features()
     model = ImageClassifier(
-        learning_rate=cfg.learning_rate, pixel_mean=features.mean, pixel_std=features.std, **cfg.model
+        learning_rate=cfg.learning_rate,
+        pixel_mean=features.mean,
+        pixel_std=features.std,
+        **cfg.model,
     )
 
     entry_point = Path(__file__).relative_to(PROJECT_ROOT).as_posix()
@@ -63,7 +73,11 @@ def train(cfg: DictConfig) -> float:
             monitor=cfg.optimized_metric,
             mode=metric_direction(cfg.optimized_metric, "min", "max"),
         )
-        extra = [instantiate(c, _execution_whitelist_=CALLBACK_TARGETS) for c in cfg.callbacks.values() if c]
+        extra = [
+            instantiate(c, _execution_whitelist_=CALLBACK_TARGETS)
+            for c in cfg.callbacks.values()
+            if c
+        ]
         callbacks = [checkpoint, StopOnNonFiniteLoss(), *extra]
         trainer = L.Trainer(**cfg.trainer, logger=run.logger, callbacks=callbacks)
         trainer.fit(model, datamodule=datamodule)

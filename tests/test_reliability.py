@@ -1,0 +1,277 @@
+"""Issue 6 on real processes: failing trials, signals, killed sweeps, bad-input catalogue."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SMALL_RUN, project_env, run
+
+pytestmark = pytest.mark.slow
+
+TRAIN = [sys.executable, "src/model/model01/train.py"]
+# Slow enough trials (20 short epochs, no early stop) to be caught in the middle.
+SLOW_TRIALS = [
+    "trainer.max_epochs=20",
+    "trainer.limit_train_batches=4",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "callbacks.early_stopping=null",
+    "mlflow.log_model=false",
+]
+
+
+def client(project: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(f"sqlite:///{project / 'logs/mlruns/mlflow.db'}")
+
+
+def study_runs(project: Path, study_name: str) -> dict[str, object]:
+    mlflow_client = client(project)
+    experiment = mlflow_client.get_experiment_by_name("model01")
+    if experiment is None:
+        return {}
+    runs = mlflow_client.search_runs(
+        [experiment.experiment_id], f"tags.study_name = '{study_name}'", max_results=100
+    )
+    return {r.info.run_name: r for r in runs}
+
+
+def load_study(project: Path, name: str):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{project / 'logs/optuna.db'}")
+
+
+def study_name_in(output: str) -> str:
+    match = re.search(r"Study name: (\S+)", output)
+    assert match, output[-3000:]
+    return match.group(1)
+
+
+def start_sweep(project: Path, log: Path, *args: str) -> subprocess.Popen:
+    """A sweep in its own process group, as a terminal would run it (Ctrl-C hits the group)."""
+    return subprocess.Popen(
+        [*TRAIN, "-m", *args],
+        cwd=project,
+        env=project_env(),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def second_trial_running(project: Path, log: Path) -> bool:
+    text = log.read_text()
+    if "Study name:" not in text:
+        return False
+    runs = study_runs(project, study_name_in(text))
+    first, second = runs.get("trial-000"), runs.get("trial-001")
+    return bool(
+        first and first.info.status == "FINISHED" and second and second.info.status == "RUNNING"
+    )
+
+
+def test_failed_trials_are_recorded_and_the_sweep_goes_on(installed_project):
+    result = run(
+        [
+            *TRAIN,
+            "-m",
+            "hydra/sweeper/sampler=grid",
+            "learning_rate=choice(0.0013,1e30)",
+            *SMALL_RUN,
+        ],
+        cwd=installed_project,
+    )
+    output = result.stdout + result.stderr
+    name = study_name_in(output)
+    assert "Trial 1 failed: NonFiniteLossError: train/loss became nan" in output
+    assert "Traceback" not in output
+    study = load_study(installed_project, name)
+    states = {t.params["learning_rate"]: t.state.name for t in study.trials}
+    assert states == {0.0013: "COMPLETE", 1e30: "FAIL"}
+    failed = next(t for t in study.trials if t.state.name == "FAIL")
+    assert failed.user_attrs["error"].startswith("NonFiniteLossError")
+    runs = study_runs(installed_project, name)
+    by_rate = {
+        float(r.data.params["learning_rate"]): r for n, r in runs.items() if n.startswith("trial")
+    }
+    assert by_rate[0.0013].info.status == "FINISHED"
+    assert by_rate[1e30].info.status == "FAILED"
+    assert by_rate[1e30].data.tags["error"].startswith("NonFiniteLossError: train/loss became nan")
+    error_txt = client(installed_project).download_artifacts(by_rate[1e30].info.run_id, "error.txt")
+    assert "NonFiniteLossError" in Path(error_txt).read_text()
+    assert runs[f"sweep-{name}"].info.status == "FINISHED"
+
+
+def test_a_sweep_where_every_trial_fails_ends_with_a_summary(installed_project):
+    result = run(
+        [*TRAIN, "-m", "learning_rate=interval(1e29,1e30)", "hydra.sweeper.n_trials=2", *SMALL_RUN],
+        cwd=installed_project,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert "Sweep stopped after 2 of 2 planned trial(s) failed" in output
+    assert "max_failure_rate=0.5" in output
+    assert "Traceback" not in output
+    name = study_name_in(output)
+    assert [t.state.name for t in load_study(installed_project, name).trials] == ["FAIL", "FAIL"]
+    parent = study_runs(installed_project, name)[f"sweep-{name}"]
+    assert parent.info.status == "FAILED" and "Sweep stopped" in parent.data.tags["error"]
+
+
+def test_an_invalid_config_stops_a_sweep_at_the_first_trial(installed_project):
+    result = run(
+        [*TRAIN, "-m", "learning_rate=interval(0.001,0.002)", "batch_size=0", *SMALL_RUN],
+        cwd=installed_project,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert "Sweep stopped after 1 of 10 planned trial(s) failed: the config is invalid" in output
+    assert "batch_size must be at least 1, got 0" in output
+
+
+@pytest.mark.parametrize(
+    ("sig", "space"),
+    [(signal.SIGINT, "interval(0.0011,0.0019)"), (signal.SIGTERM, "interval(0.0012,0.0018)")],
+)
+def test_interrupted_sweep_ends_runs_and_resumes_with_completed_trials(
+    installed_project, tmp_path, sig, space
+):
+    project = installed_project
+    log = tmp_path / "sweep.log"
+    args = [f"learning_rate={space}", "hydra.sweeper.n_trials=3", *SLOW_TRIALS]
+    sweep = start_sweep(project, log, *args)
+    try:
+        wait_until(lambda: second_trial_running(project, log), 240, "trial-001 to be running")
+        os.killpg(sweep.pid, sig)
+        sweep.wait(timeout=60)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert sweep.returncode != 0
+    name = study_name_in(log.read_text())
+    runs = study_runs(project, name)
+    assert runs["trial-000"].info.status == "FINISHED"
+    assert runs["trial-001"].info.status == "KILLED"
+    assert runs[f"sweep-{name}"].info.status == "KILLED"
+    states = [t.state.name for t in load_study(project, name).trials]
+    assert states == ["COMPLETE", "FAIL"], "no trial may be left RUNNING"
+
+    # The same command again resumes: trial 0 is kept, two more run to reach 3 in total.
+    again = run([*TRAIN, "-m", *args], cwd=project)
+    assert "Resuming study" in again.stdout + again.stderr
+    states = [t.state.name for t in load_study(project, name).trials]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+
+
+def test_a_hard_killed_sweep_is_cleaned_up_on_the_next_start(installed_project, tmp_path):
+    project = installed_project
+    log = tmp_path / "sweep.log"
+    args = ["learning_rate=interval(0.0013,0.0017)", "hydra.sweeper.n_trials=2", *SLOW_TRIALS]
+    sweep = start_sweep(project, log, *args)
+    try:
+        wait_until(lambda: second_trial_running(project, log), 240, "trial-001 to be running")
+    finally:
+        os.killpg(sweep.pid, signal.SIGKILL)
+        sweep.wait(timeout=30)
+    name = study_name_in(log.read_text())
+    runs = study_runs(project, name)
+    assert (
+        runs["trial-001"].info.status == "RUNNING"
+        and runs[f"sweep-{name}"].info.status == "RUNNING"
+    )
+    assert [t.state.name for t in load_study(project, name).trials] == ["COMPLETE", "RUNNING"]
+
+    again = run([*TRAIN, "-m", *args], cwd=project)
+    output = again.stdout + again.stderr
+    assert "left RUNNING by a killed sweep as FAILED" in output
+    runs = study_runs(project, name)
+    assert runs["trial-001"].info.status == "KILLED"
+    assert "killed" in runs["trial-001"].data.tags["killed_reason"]
+    parents = [r for n, r in runs.items() if n.startswith("sweep-")]
+    assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
+    states = [t.state.name for t in load_study(project, name).trials]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE"]
+
+
+# The catalogue of bad inputs the README lists; each one must say what is wrong.
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["foo=1"], "Could not override 'foo'"),
+        (["-m", "learning_rate=interval(0.001)"], "missing a required argument: 'end'"),
+        (["learning_rate=-0.1"], "learning_rate must be a positive number, got -0.1"),
+        (["batch_size=0"], "batch_size must be at least 1, got 0"),
+        (["batch_size=many"], "Value 'many' of type 'str' could not be converted to Integer"),
+        (["optimized_metric=val/f1"], "optimized_metric must be one of val/acc, val/loss"),
+        (["data.val_fraction=1.5"], "data.val_fraction must be between 0 and 1, got 1.5"),
+        (["trainer.accelerator=gpu"], "No supported gpu backend found"),
+        (["trainer.limit_val_batches=0", *SMALL_RUN[:2]], "val/acc was never logged"),
+    ],
+)
+def test_bad_training_input_says_what_is_wrong(installed_project, args, expected):
+    result = run([*TRAIN, *args], cwd=installed_project, check=False, timeout=180)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert expected in output
+    if "-m" not in args and "foo=1" not in args:
+        assert "Traceback" not in output and result.returncode == 2
+
+
+def test_unreachable_tracking_server_fails_within_seconds(installed_project):
+    from server_process import free_port
+
+    started = time.monotonic()
+    result = run(
+        [*TRAIN, *SMALL_RUN],
+        cwd=installed_project,
+        check=False,
+        MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}",
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2
+    assert (
+        "did not answer within 5 s" in result.stderr
+        and "unset MLFLOW_TRACKING_URI" in result.stderr
+    )
+    assert elapsed < 60, f"took {elapsed:.0f} s"
+
+
+def test_missing_and_truncated_data_are_named(installed_project, tmp_path):
+    make_dataset = [sys.executable, "src/dataset/dataset01/make_dataset.py", "download=false"]
+    empty = run([*make_dataset, f"data_dir={tmp_path}"], cwd=installed_project, check=False)
+    assert empty.returncode == 2
+    assert f"MNIST is not in {tmp_path}/MNIST/raw" in empty.stderr
+    assert "train-images-idx3-ubyte" in empty.stderr and "t10k-labels-idx1-ubyte" in empty.stderr
+
+    raw = installed_project / "_data/data/MNIST/raw"
+    copy = tmp_path / "copy"
+    (copy / "MNIST/raw").mkdir(parents=True)
+    for file in raw.glob("*-ubyte"):
+        (copy / "MNIST/raw" / file.name).write_bytes(file.read_bytes())
+    labels = copy / "MNIST/raw/t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:20])
+    truncated = run([*make_dataset, f"data_dir={copy}"], cwd=installed_project, check=False)
+    assert truncated.returncode == 2
+    assert "t10k-labels-idx1-ubyte is 20 bytes but its header declares" in truncated.stderr
+    assert "Traceback" not in truncated.stdout + truncated.stderr
