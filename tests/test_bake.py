@@ -80,6 +80,7 @@ EXPECTED_FILES = {
     "tests/mnist_idx_fixture.py",
     "tests/test_config.py",
     "tests/test_data.py",
+    "tests/test_redaction.py",
     "tests/test_training.py",
 }
 # The folders of DESIGN.md §2 that must exist even when empty of code.

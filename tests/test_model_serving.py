@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -45,6 +46,23 @@ def trial_run_id(project: Path) -> str:
     return runs[0].info.run_id
 
 
+def run_readme_curl(project: Path, port: int) -> str | None:
+    """Run the README's curl example, as written, against the server on `port`."""
+    if shutil.which("curl") is None:
+        return None
+    lines = (project / "README.md").read_text().splitlines()
+    start = next(
+        i for i, line in enumerate(lines) if "curl -s http://127.0.0.1:5001/invocations" in line
+    )
+    command = " ".join(line.strip().rstrip("\\") for line in lines[start : start + 2])
+    command = command.replace("5001", str(port))
+    result = subprocess.run(
+        ["bash", "-c", command], env=project_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_served_model_answers_like_the_python_loader(swept_project, tmp_path):
     project, _ = swept_project
     run_id = trial_run_id(project)
@@ -63,7 +81,10 @@ def test_served_model_answers_like_the_python_loader(swept_project, tmp_path):
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             predictions = json.load(response)["predictions"]
+        readme_output = run_readme_curl(project, port)
     assert len(predictions) == 16 and all(len(row) == 10 for row in predictions)
+    if readme_output is not None:
+        assert len(json.loads(readme_output)["predictions"]) == 1, readme_output
     served, loaded = np.asarray(predictions), np.asarray(expected["logits"])
     np.testing.assert_allclose(served, loaded, atol=1e-4)
     assert (served.argmax(axis=1) == loaded.argmax(axis=1)).all()  # the predicted digits
