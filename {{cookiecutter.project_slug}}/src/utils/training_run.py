@@ -7,8 +7,10 @@ share hidden global state, and handed to Lightning's MLFlowLogger by id. Leaving
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 import warnings
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +19,12 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.environment_info import (
+    MlflowProjectRun,
+    environment_tags,
+    installed_packages,
+    mlflow_project_run,
+)
 from src.utils.mlflow_tracking import (
     configure_mlflow,
     flatten_config,
@@ -38,11 +46,13 @@ class TrainingRun:
         from mlflow import MlflowClient
         from mlflow.entities import Param
 
+        sweep = cfg.sweep
+        # `mlflow run` (MLproject) made a run for this process; sweep trials get their own.
+        project_run = mlflow_project_run() if sweep.trial_number is None else None
         self.uri = configure_mlflow(cfg.mlflow.tracking_uri)
         self.client = MlflowClient(self.uri)
         self.experiment_id = get_or_create_experiment(self.client, cfg.experiment_name)
         overrides = _job_overrides()
-        sweep = cfg.sweep
         if sweep.trial_number is not None:
             run_name = f"trial-{int(sweep.trial_number):03d}"
         else:
@@ -56,16 +66,19 @@ class TrainingRun:
             parent_run_id=sweep.parent_run_id,
             extra=cfg.mlflow.tags,
         )
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
-        self.run_id: str = run.info.run_id
+        self.run_id: str = self._adopt_or_create(project_run, run_name, tags)
         self.run_name = run_name
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        params = [Param(k, v) for k, v in flatten_config(resolved).items()]
+        logged = self.client.get_run(self.run_id).data.params if project_run else {}
+        params = [Param(k, v) for k, v in flatten_config(resolved).items() if k not in logged]
         for start in range(0, len(params), 100):  # MLflow's batch limit
             self.client.log_batch(self.run_id, params=params[start : start + 100])
         # What is written to the store never holds credentials (see mlflow_tracking).
         self._resolved_yaml = OmegaConf.to_yaml(OmegaConf.create(redact_tree(resolved)))
         self._overrides = [redact_override(o) for o in overrides]
+        # Synchronous on purpose: Lightning logs every log_every_n_steps and per epoch (a
+        # few ms each); MLflow's async queue costs up to 1 s per run to flush (measured by
+        # the template's benchmarks/run.py).
         self.logger = MLFlowLogger(
             experiment_name=cfg.experiment_name, tracking_uri=self.uri, run_id=self.run_id
         )
@@ -73,7 +86,51 @@ class TrainingRun:
     def __enter__(self) -> TrainingRun:
         self.log_text(self._resolved_yaml, "config/config.yaml")
         self.log_text("\n".join(self._overrides) + "\n", "config/overrides.txt")
+        self.log_environment()
         return self
+
+    def _adopt_or_create(
+        self, project_run: MlflowProjectRun | None, run_name: str, tags: dict[str, str]
+    ) -> str:
+        """A new run; under `mlflow run`, possibly the run that `mlflow run` made.
+
+        One run when `mlflow run` logs into this store and this experiment; a child of its
+        run when it logs into this store under another experiment; otherwise (its default
+        ./mlflow.db) a run of our own, linked to its run by tags.
+        """
+        from mlflow.entities import RunTag
+
+        if project_run is not None:
+            try:
+                existing = self.client.get_run(project_run.run_id)
+            except Exception:  # noqa: BLE001 - not in this store
+                existing = None
+            if existing is None:
+                tags = {
+                    **tags,
+                    "mlflow_project.run_id": project_run.run_id,
+                    "mlflow_project.tracking_uri": str(project_run.tracking_uri),
+                }
+            elif existing.info.experiment_id == self.experiment_id:
+                self.client.update_run(project_run.run_id, name=run_name)
+                mine = [
+                    RunTag(k, v)
+                    for k, v in tags.items()
+                    if not (k.startswith("mlflow.source.") and k in existing.data.tags)
+                ]
+                self.client.log_batch(project_run.run_id, tags=mine)
+                return project_run.run_id
+            else:
+                tags = {**tags, "mlflow.parentRunId": project_run.run_id}
+        return self.client.create_run(self.experiment_id, run_name=run_name, tags=tags).info.run_id
+
+    def log_environment(self) -> None:
+        """Python, torch and CUDA versions as env.* tags; the installed packages as a file."""
+        from mlflow.entities import RunTag
+
+        tags = [RunTag(k, v) for k, v in environment_tags().items()]
+        self.client.log_batch(self.run_id, tags=tags)
+        self.log_text(installed_packages(), "environment/requirements.txt")
 
     def __exit__(
         self,
@@ -155,7 +212,7 @@ class TrainingRun:
         example = input_example.detach().cpu().numpy()
         with torch.no_grad():
             output = model(input_example).cpu().numpy()
-        with mlflow.start_run(run_id=self.run_id):
+        with mlflow.start_run(run_id=self.run_id), _no_requirement_scan():
             info = mlflow.pytorch.log_model(
                 model,
                 name="model",
@@ -170,6 +227,30 @@ class TrainingRun:
         # The fluent context ended the run; the `with TrainingRun` block decides its status.
         self.client.update_run(self.run_id, status="RUNNING")
         return info.model_uri
+
+
+@contextlib.contextmanager
+def _no_requirement_scan() -> Iterator[None]:
+    """Skip MLflow's check of the model's requirements against the installed packages.
+
+    The requirements are this environment's own versions, so the check cannot find a
+    mismatch; it maps every installed distribution's modules, on saving and again on the
+    serving-input check's reload (seconds per trial on two cores, measured by the
+    template's benchmarks/run.py). Loading the model elsewhere still checks.
+    """
+    import mlflow.pyfunc
+    from mlflow.utils import environment as mlflow_environment
+
+    name = "warn_dependency_requirement_mismatches"
+    modules = [m for m in (mlflow_environment, mlflow.pyfunc) if hasattr(m, name)]
+    originals = [getattr(m, name) for m in modules]
+    for module in modules:
+        setattr(module, name, lambda *args, **kwargs: None)
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, originals, strict=True):
+            setattr(module, name, original)
 
 
 def _job_overrides() -> list[str]:

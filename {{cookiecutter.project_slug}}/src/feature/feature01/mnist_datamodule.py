@@ -35,7 +35,7 @@ class MNISTDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         num_workers: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         dataset_config: Mapping[str, Any] | None = None,
         feature_config: Mapping[str, Any] | None = None,
     ) -> None:
@@ -87,9 +87,17 @@ class MNISTDataModule(L.LightningDataModule):
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
+            pin_memory=self._pin_memory(),
             persistent_workers=self.num_workers > 0,
         )
+
+    def _pin_memory(self) -> bool:
+        """The configured value; None means: pin when the trainer trains on a CUDA GPU."""
+        if self.pin_memory is not None:
+            return self.pin_memory
+        from lightning.pytorch.accelerators import CUDAAccelerator
+
+        return self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)

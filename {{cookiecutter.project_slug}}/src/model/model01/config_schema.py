@@ -35,7 +35,7 @@ class DataSchema:
     val_fraction: float = 0.1
     split_seed: int = 0
     num_workers: int = 0
-    pin_memory: bool = False
+    pin_memory: bool | None = None
 
 
 @dataclass
@@ -59,6 +59,7 @@ class TrainSchema:
     batch_size: int = 128
     seed: int = 42
     optimized_metric: str = "val/acc"
+    compile: bool = False
     model: ModelSchema = field(default_factory=ModelSchema)
     data: DataSchema = field(default_factory=DataSchema)
     trainer: dict[str, Any] = field(default_factory=dict)

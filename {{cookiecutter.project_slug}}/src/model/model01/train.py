@@ -20,7 +20,6 @@ from omegaconf import DictConfig
 from src.dataset.dataset01.mnist_files import MNISTFilesError
 from src.feature.feature01.mnist_datamodule import MNISTDataModule
 from src.model.model01.config_schema import ConfigError, validate_train_config
-from src.model.model01.evaluation import confusion_matrix, confusion_matrix_figure, predict
 from src.model.model01.image_classifier_models import ImageClassifier
 from src.utils.console_noise import quiet_third_party_noise
 from src.utils.hydra_setup import setup_hydra
@@ -63,6 +62,8 @@ def train(cfg: DictConfig) -> float:
         pixel_std=features.std,
         **cfg.model,
     )
+    if cfg.compile:
+        model.net.compile()  # in place, so checkpoints keep the plain module's keys
 
     entry_point = Path(__file__).relative_to(PROJECT_ROOT).as_posix()
     with TrainingRun(cfg, entry_point=entry_point, model_kind=type(model.net).__name__) as run:
@@ -88,7 +89,15 @@ def train(cfg: DictConfig) -> float:
             )
         trainer.test(model, datamodule=datamodule, ckpt_path="best")
 
-        best = ImageClassifier.load_from_checkpoint(checkpoint.best_model_path).cpu()
+        # Imported after fit: matplotlib costs start-up time that the first fit would wait for.
+        from src.model.model01.evaluation import confusion_matrix, confusion_matrix_figure, predict
+
+        # test(ckpt_path="best") loaded the best weights into `model`; a compiled net is
+        # reloaded plain, as MLflow pickles it.
+        if cfg.compile:
+            best = ImageClassifier.load_from_checkpoint(checkpoint.best_model_path).cpu()
+        else:
+            best = model.cpu()
         run.log_file(checkpoint.best_model_path, "checkpoints")
         counts = confusion_matrix(*predict(best.net, datamodule.test_dataloader()))
         run.log_figure(confusion_matrix_figure(counts, run.run_name), "plots/confusion_matrix.png")

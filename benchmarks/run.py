@@ -1,0 +1,434 @@
+"""Benchmark a freshly baked project against bare PyTorch; print a table (and --json).
+
+    python benchmarks/run.py                     # the full benchmark (~10 min on 2 cores)
+    python benchmarks/run.py --quick             # a tiny smoke run for CI (< 2 min)
+    python benchmarks/run.py --json bench.json   # also write the figures
+
+Run it with the Python environment the project's tests use (torch, Lightning, MLflow,
+Hydra, Optuna, cookiecutter installed). It bakes the template into a temporary folder,
+writes a synthetic MNIST with the project's own `tests/mnist_idx_fixture.py` and measures,
+in one run on one machine:
+
+1. Training overhead: wall time per epoch of the project's `train.py` (Hydra, Lightning,
+   MLFlowLogger into SQLite, the default config's callbacks and logging; the fit including
+   its sanity check, checkpoints and validation) against a bare PyTorch loop with the same
+   DigitCNN, in-memory tensors, batch size, epochs, validation pass and thread count, at
+   ~1,500 and ~10,000 training images. Medians of several repeats, interleaved.
+2. A 5-trial Optuna sweep: start-up (process start to the first trial's fit) and the
+   overhead per trial, (sweep wall - start-up - sum of fit walls) / trials.
+3. MLflow: store creation, cost per logged metric value (sync and async), and time to the
+   first HTTP 200 of `scripts/mlflow_ui.sh` and of stock `mlflow ui`.
+4. Peak RSS of the sweep process.
+
+The project goes on PYTHONPATH instead of being pip-installed (same import path as an
+editable install), so the benchmark never replaces a project installed in this
+environment; `--install` pip-installs it editable instead. Fit walls come from
+`lightning.Trainer.fit`, wrapped by the child process (`_child.py`), not from the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+CHILD = Path(__file__).resolve().with_name("_child.py")
+TRAIN = "src/model/model01/train.py"
+BATCH_SIZE = 128  # the default config's
+
+
+@dataclass(frozen=True)
+class Plan:
+    sizes: tuple[int, int]  # training images: small, large
+    n_test: int
+    epochs: int
+    repeats_small: int
+    repeats_large: int
+    sweep_trials: int
+    sweep_args: tuple[str, ...]
+    mlflow_values: int
+    stock_ui: bool
+
+
+FULL = Plan(
+    sizes=(1_500, 10_000),
+    n_test=500,
+    epochs=2,
+    repeats_small=5,
+    repeats_large=3,
+    sweep_trials=5,
+    sweep_args=("trainer.max_epochs=1",),
+    mlflow_values=500,
+    stock_ui=True,
+)
+QUICK = Plan(
+    sizes=(300, 600),
+    n_test=100,
+    epochs=1,
+    repeats_small=1,
+    repeats_large=1,
+    sweep_trials=2,
+    sweep_args=(
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+    ),
+    mlflow_values=40,
+    stock_ui=False,
+)
+
+# Targets from the issue; anchors measured with lightning-hydra-template on 1,500 images.
+TARGETS = {
+    "overhead_ratio": ("<= 1.05", None),
+    "overhead_ratio_small": ("<= 1.10", "1.65 (1.71 with MLflow)"),
+    "startup_s": ("<= 4", "6.0"),
+    "per_trial_overhead_s": ("<= 0.3", "0.60"),
+    "sweep_peak_rss_mb": (None, "1080"),
+    "store_creation_s": (None, "~8"),
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, object]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average": list(os.getloadavg()),
+        "cuda": torch.cuda.is_available(),
+    }
+
+
+class Project:
+    def __init__(self, root: Path, install: bool, threads: int) -> None:
+        self.root = root
+        self.env = dict(os.environ)
+        bin_dir = str(Path(sys.executable).parent)
+        self.env["PATH"] = bin_dir + os.pathsep + self.env.get("PATH", "")
+        self.env["VIRTUAL_ENV"] = sys.prefix
+        self.env.pop("MLFLOW_TRACKING_URI", None)
+        self.env["PYTHONUNBUFFERED"] = "1"
+        self.env["BENCH_THREADS"] = str(threads)
+        if not install:
+            self.env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(root), self.env.get("PYTHONPATH")) if p
+            )
+        self.events_dir = root.parent / "bench_events"
+        self.events_dir.mkdir(exist_ok=True)
+        self._count = 0
+
+    def run(self, command: list[str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            command, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(command)} exited {result.returncode}\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+            )
+        return result
+
+    def child(self, mode: str, *args: str) -> tuple[float, float, list[dict]]:
+        """Run one child; return (start time, end time, its events)."""
+        self._count += 1
+        events = self.events_dir / f"{self._count:03d}-{mode}.jsonl"
+        start = time.time()
+        self.run([sys.executable, str(CHILD), mode, str(events), *args])
+        end = time.time()
+        lines = events.read_text().splitlines() if events.exists() else []
+        return start, end, [json.loads(line) for line in lines]
+
+    def write_data(self, n_train: int, n_test: int) -> None:
+        """Replace the raw MNIST and drop the feature cache: the next run rebuilds it."""
+        shutil.rmtree(self.root / "_data" / "data" / "MNIST", ignore_errors=True)
+        shutil.rmtree(self.root / "_data" / "feature" / "feature01", ignore_errors=True)
+        data_dir = self.root / "_data" / "data"
+        code = (
+            "import sys; from pathlib import Path; sys.path.insert(0, 'tests'); "
+            "from mnist_idx_fixture import write_mnist_fixture; "
+            f"write_mnist_fixture(Path({str(data_dir)!r}), n_train={n_train}, n_test={n_test})"
+        )
+        self.run([sys.executable, "-c", code])
+
+
+def bake(output_dir: Path) -> Path:
+    from cookiecutter.main import cookiecutter
+
+    return Path(
+        cookiecutter(
+            str(TEMPLATE_DIR),
+            no_input=True,
+            extra_context={"init_git": "yes"},
+            output_dir=str(output_dir),
+        )
+    )
+
+
+def only(events: list[dict], name: str) -> list[dict]:
+    return [e for e in events if e["event"] == name]
+
+
+def measure_training(project: Project, plan: Plan, n_train: int, repeats: int) -> dict:
+    """Interleaved repeats of bare loop and project stack; medians of seconds per epoch."""
+    project.write_data(n_train, plan.n_test)
+    bare, stack = [], []
+    for repeat in range(repeats):
+        _, _, events = project.child("bare", str(plan.epochs), str(BATCH_SIZE))
+        result = only(events, "bare")[0]
+        bare.append(result["wall_s"] / result["epochs"])
+        _, _, events = project.child(
+            "project", TRAIN, f"trainer.max_epochs={plan.epochs}", "+mlflow.tags.bench=training"
+        )
+        fit = only(events, "fit_end")[0]
+        stack.append(fit["wall_s"] / max(1, fit["epochs"]))
+        log(
+            f"{n_train} images, repeat {repeat + 1}/{repeats}: bare {bare[-1]:.3f} s/epoch, "
+            f"project {stack[-1]:.3f} s/epoch ({fit['epochs']} epochs)"
+        )
+    bare_s, stack_s = statistics.median(bare), statistics.median(stack)
+    return {
+        "n_train_images": n_train,
+        "epochs": plan.epochs,
+        "repeats": repeats,
+        "bare_epoch_s": bare_s,
+        "project_epoch_s": stack_s,
+        "ratio": stack_s / bare_s,
+        "bare_epoch_s_all": bare,
+        "project_epoch_s_all": stack,
+    }
+
+
+def measure_sweep(project: Project, plan: Plan) -> dict:
+    args = [
+        TRAIN,
+        "-m",
+        "learning_rate=interval(0.001,0.002)",
+        f"hydra.sweeper.n_trials={plan.sweep_trials}",
+        *plan.sweep_args,
+    ]
+    start, end, events = project.child("project", *args)
+    fit_starts = only(events, "fit_start")
+    fits = only(events, "fit_end")
+    assert len(fits) == plan.sweep_trials, f"expected {plan.sweep_trials} fits, got {len(fits)}"
+    wall = end - start
+    startup = fit_starts[0]["time"] - start
+    fit_total = sum(f["wall_s"] for f in fits)
+    return {
+        "trials": len(fits),
+        "sweep_wall_s": wall,
+        "startup_s": startup,
+        "fit_wall_sum_s": fit_total,
+        "per_trial_overhead_s": (wall - startup - fit_total) / len(fits),
+        "peak_rss_mb": only(events, "exit")[0]["peak_rss_mb"],
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def time_to_http_200(project: Project, command: list[str], url: str, timeout: float) -> float:
+    log_file = project.events_dir / f"ui-{free_port()}.log"
+    with log_file.open("wb") as sink:
+        start = time.time()
+        process = subprocess.Popen(
+            command,
+            cwd=project.root,
+            env=project.env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        while time.time() - start < timeout:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command} exited early:\n{log_file.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return time.time() - start
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{command} did not answer 200 within {timeout:.0f} s")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, sig)
+                process.wait(timeout=15)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def measure_mlflow(project: Project, plan: Plan) -> dict:
+    store = Path(tempfile.mkdtemp(prefix="store-", dir=project.events_dir))
+    _, _, events = project.child("mlflow", str(store), str(plan.mlflow_values))
+    figures = dict(only(events, "mlflow")[0])
+    for key in ("event", "time"):
+        figures.pop(key)
+    port = free_port()
+    figures["ui_script_first_200_s"] = time_to_http_200(
+        project,
+        ["bash", "scripts/mlflow_ui.sh", "--port", str(port)],
+        f"http://127.0.0.1:{port}/",
+        timeout=120,
+    )
+    if plan.stock_ui:
+        port = free_port()
+        db = project.root / "logs" / "mlruns" / "mlflow.db"
+        figures["ui_stock_first_200_s"] = time_to_http_200(
+            project,
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "ui",
+                "--backend-store-uri",
+                f"sqlite:///{db}",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            f"http://127.0.0.1:{port}/",
+            timeout=180,
+        )
+    return figures
+
+
+def table(figures: dict) -> str:
+    def row(name: str, value: object, unit: str, key: str | None = None) -> str:
+        target, anchor = TARGETS.get(key or "", (None, None))
+        shown = f"{value:.3g} {unit}".strip() if isinstance(value, float) else f"{value} {unit}"
+        return f"| {name} | {shown} | {target or ''} | {anchor or ''} |"
+
+    small, large, sweep, ml = (figures[k] for k in ("training_small", "training", "sweep", "mlflow"))
+    lines = [
+        "| figure | measured | target | lightning-hydra-template |",
+        "| --- | --- | --- | --- |",
+    ]
+    for data, key in ((small, "overhead_ratio_small"), (large, "overhead_ratio")):
+        n = data["n_train_images"]
+        lines.append(row(f"bare PyTorch, s/epoch ({n} images)", data["bare_epoch_s"], "s"))
+        lines.append(row(f"project stack, s/epoch ({n} images)", data["project_epoch_s"], "s"))
+        lines.append(row(f"overhead ratio `{key}`", data["ratio"], "x", key))
+    lines += [
+        row(f"sweep start-up `startup_s` ({sweep['trials']} trials)", sweep["startup_s"], "s", "startup_s"),
+        row("overhead per trial `per_trial_overhead_s`", sweep["per_trial_overhead_s"], "s", "per_trial_overhead_s"),
+        row("sweep wall / sum of fit walls", sweep["sweep_wall_s"], f"s / {sweep['fit_wall_sum_s']:.3g} s"),
+        row("sweep process peak RSS", sweep["peak_rss_mb"], "MB", "sweep_peak_rss_mb"),
+        row("new SQLite store (create + migrate)", ml["store_creation_s"], "s", "store_creation_s"),
+        row("MLflow `log_metric`, sync, per value", ml["log_metric_sync_s"] * 1e3, "ms"),
+        row("MLflow `log_batch` of 10, sync, per value", ml["log_batch_sync_s"] * 1e3, "ms"),
+        row("MLflow `log_batch` of 10, async, blocking per value", ml["log_batch_async_blocking_s"] * 1e3, "ms"),
+        row("MLflow `log_batch` of 10, async, incl. flush, per value", ml["log_batch_async_total_s"] * 1e3, "ms"),
+        row("`scripts/mlflow_ui.sh`: first HTTP 200", ml["ui_script_first_200_s"], "s"),
+    ]
+    if "ui_stock_first_200_s" in ml:
+        lines.append(row("stock `mlflow ui`: first HTTP 200", ml["ui_stock_first_200_s"], "s"))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", "--smoke", action="store_true", help="tiny sizes, for CI")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--install", action="store_true", help="pip install -e the project")
+    parser.add_argument("--keep", action="store_true", help="keep the baked project")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+
+    started = time.time()
+    info = machine()
+    threads = args.threads or int(info["torch_threads"])
+    info["torch_threads"] = threads
+    workdir = Path(tempfile.mkdtemp(prefix="template-bench-"))
+    try:
+        project_root = bake(workdir)
+        log(f"baked {project_root}")
+        if args.install:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation", "-e", "."],
+                cwd=project_root,
+                check=True,
+            )
+        project = Project(project_root, install=args.install, threads=threads)
+        large = measure_training(project, plan, plan.sizes[1], plan.repeats_large)
+        small = measure_training(project, plan, plan.sizes[0], plan.repeats_small)
+        log("sweep")
+        sweep = measure_sweep(project, plan)  # on the small data, its cache already built
+        log("mlflow")
+        ml = measure_mlflow(project, plan)
+    finally:
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    figures = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "mode": "quick" if args.quick else "full",
+        "machine": info,
+        "overhead_ratio": large["ratio"],
+        "overhead_ratio_small": small["ratio"],
+        "startup_s": sweep["startup_s"],
+        "per_trial_overhead_s": sweep["per_trial_overhead_s"],
+        "sweep_peak_rss_mb": sweep["peak_rss_mb"],
+        "training": large,
+        "training_small": small,
+        "sweep": sweep,
+        "mlflow": ml,
+        "benchmark_wall_s": time.time() - started,
+    }
+    print(
+        f"Machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, "
+        f"{threads} torch threads, torch {info['torch']}, Python {info['python']}, "
+        f"load average at start {info['load_average'][0]:.2f}"
+    )
+    print(f"Date: {figures['date']}  mode: {figures['mode']}  batch size {BATCH_SIZE}, "
+          f"{plan.epochs} epoch(s) per training run\n")
+    print(table(figures))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""What a run executed in: versions, installed packages, and `mlflow run` (MLflow Projects).
+
+Every training run records the environment next to its code version, so a result can be
+traced to the exact software that produced it (`env.*` tags, `environment/` artifacts):
+
+- Python, torch, CUDA and cuDNN versions, the accelerator, the platform;
+- the installed packages, as `pip freeze` would list them (read from the package
+  metadata, without starting pip), and the hash of `poetry.lock` when the project has one.
+
+`mlflow run . -e train` (see the MLproject file) starts training with MLFLOW_RUN_ID set to
+a run it created itself. `mlflow_project_run()` tells the training run about it, so that
+the two are one run whenever they share a store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+from src.utils.project_paths import PROJECT_ROOT
+
+LOCK_FILE = PROJECT_ROOT / "poetry.lock"
+
+
+@lru_cache(maxsize=1)
+def installed_packages() -> str:
+    """`name==version` per installed distribution, sorted, like `pip freeze` (cached:
+    the packages do not change while a sweep runs)."""
+    lines = set()
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            lines.add(f"{name}=={dist.version}")
+    return "\n".join(sorted(lines, key=str.lower)) + "\n"
+
+
+def lock_file_sha256() -> str | None:
+    if not LOCK_FILE.is_file():
+        return None
+    return hashlib.sha256(LOCK_FILE.read_bytes()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def environment_tags() -> dict[str, str]:
+    """`env.*` tags: interpreter, torch, CUDA, platform, package list hash, lock hash."""
+    import torch
+
+    cuda = torch.version.cuda
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    tags = {
+        "env.python": platform.python_version(),
+        "env.python_executable": sys.executable,
+        "env.torch": torch.__version__,
+        "env.cuda": cuda or "none (CPU build)",
+        "env.cudnn": str(cudnn) if cudnn else "none",
+        "env.cuda_available": str(torch.cuda.is_available()).lower(),
+        "env.platform": platform.platform(),
+        "env.packages_sha256": hashlib.sha256(installed_packages().encode()).hexdigest(),
+    }
+    if torch.cuda.is_available():
+        tags["env.gpu"] = torch.cuda.get_device_name(0)
+    lock = lock_file_sha256()
+    if lock is not None:
+        tags["env.poetry_lock_sha256"] = lock
+    return tags
+
+
+@dataclass(frozen=True)
+class MlflowProjectRun:
+    """The run that `mlflow run` created for this process, and the store it lives in."""
+
+    run_id: str
+    tracking_uri: str | None
+    experiment_id: str | None
+
+
+def mlflow_cli_default_uri() -> str:
+    """The store `mlflow run` picks when no MLFLOW_TRACKING_URI is set: ./mlflow.db."""
+    return f"sqlite:///{os.path.abspath('mlflow.db')}"
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :]).resolve()  # four slashes: an absolute path
+
+
+def mlflow_project_run() -> MlflowProjectRun | None:
+    """The MLflow Projects run of this process (`mlflow run`), or None.
+
+    When `mlflow run` was started without MLFLOW_TRACKING_URI it logs to ./mlflow.db in
+    the current folder and passes that on; the training then keeps to the project's own
+    store (logs/mlruns) instead, so results never split across two stores. Call this
+    before the tracking URI is resolved.
+    """
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return None
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri and _sqlite_path(uri) in (
+        _sqlite_path(mlflow_cli_default_uri()),
+        PROJECT_ROOT / "mlflow.db",
+    ):
+        os.environ.pop("MLFLOW_TRACKING_URI")
+    return MlflowProjectRun(run_id, uri, os.environ.get("MLFLOW_EXPERIMENT_ID"))
