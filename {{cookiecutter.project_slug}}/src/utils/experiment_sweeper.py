@@ -22,6 +22,7 @@ import functools
 import hashlib
 import logging
 import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from src.utils.mlflow_tracking import redact_url_credentials
 log = logging.getLogger(__name__)
 
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+RUNNING = optuna.trial.TrialState.RUNNING
 # A trial failing with one of these would fail the same way in every trial.
 _STOP_AT_ONCE = ("ConfigError",)
 
@@ -59,6 +61,21 @@ def _instantiate_sampler(sampler_config: Any) -> Any:
         sampler_config,
         _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*"),
     )
+
+
+def _create_study(**kwargs: Any) -> optuna.Study:
+    """`optuna.create_study`, retried when workers started together race to create the
+    tables of a new database (PostgreSQL: duplicate key in pg_type); the loser finds them."""
+    import sqlalchemy.exc
+
+    for attempt in range(4):
+        try:
+            return optuna.create_study(**kwargs)
+        except sqlalchemy.exc.SQLAlchemyError:
+            if attempt == 3:
+                raise
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
 
 
 def _error_of(job: JobReturn) -> BaseException | None:
@@ -90,7 +107,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         ]
 
     def _open_study(self, directions: list[str]) -> tuple[optuna.Study, int]:
-        study = optuna.create_study(
+        study = _create_study(
             study_name=self.study_name,
             storage=self.storage,
             sampler=self.sampler,
@@ -179,8 +196,25 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         allowed = math.floor(self.max_failure_rate * to_run)
         failures: list[tuple[int, str]] = []
         remaining = to_run
+        seed = OmegaConf.select(self.sampler_config, "seed")
+        partial = OmegaConf.select(self.sampler_config, "_partial_", default=False)
         while remaining > 0:
+            # Other workers may add to the same study (a shared storage such as PostgreSQL):
+            # never ask beyond n_trials finished or running trials in the study. Alone, this
+            # changes nothing: the study then holds only this loop's trials.
+            taken = len(study.get_trials(deepcopy=False, states=(*FINISHED_STATES, RUNNING)))
+            remaining = min(remaining, self.n_trials - taken)
+            if remaining <= 0:
+                log.info(f"The study has its {self.n_trials} trials (other workers ran the rest)")
+                break
             trials = [study.ask() for _ in range(min(remaining, self.n_jobs))]
+            if seed is not None and not partial:
+                # Seeded by trial number: workers started together on one study would
+                # otherwise propose the same points; alone, runs stay repeatable.
+                reseeded = OmegaConf.merge(
+                    self.sampler_config, {"seed": int(seed) + trials[0].number}
+                )
+                study.sampler = _instantiate_sampler(reseeded)
             overrides = self._configure_trials(trials, distributions, fixed_params, fixed_overrides)
             try:
                 jobs = self.launcher.launch(overrides, initial_job_idx=self.job_idx)

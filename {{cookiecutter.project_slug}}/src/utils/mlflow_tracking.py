@@ -82,7 +82,24 @@ def configure_mlflow(configured_uri: str | None = None) -> str:
     import mlflow
 
     mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:") and uri not in _READY_STORES:
+        _create_store_once(uri)
     return uri
+
+
+_READY_STORES: set[str] = set()
+
+
+def _create_store_once(uri: str) -> None:
+    """Create (or migrate) a SQLite store under a file lock: parallel trials and sweep
+    workers started together on a new project would otherwise race to create the tables
+    ("duplicate column name", "table already exists")."""
+    from filelock import FileLock
+    from mlflow import MlflowClient
+
+    with FileLock(str(MLRUNS_DIR / ".store.lock")):
+        MlflowClient(uri).search_experiments(max_results=1)  # builds the tables once
+    _READY_STORES.add(uri)
 
 
 def get_or_create_experiment(client: Any, name: str) -> str:
