@@ -64,7 +64,10 @@ def test_ui_serves_the_project_store_from_any_directory(swept_project, tmp_path)
 
         # The printed links open the run table, not MLflow 3's GenAI overview.
         output = ui.output()
-        assert f"{base}/#/experiments/{by_name['model01']}/runs" in output
+        assert (
+            f"{base}/#/experiments/{by_name['model01']}/runs?workflowType=machine_learning"
+            in output
+        )
         assert "Security middleware enabled with default settings (localhost-only)" in output
 
         # A second UI on the same port stops at once and says what to do.

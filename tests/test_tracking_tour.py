@@ -158,7 +158,10 @@ def test_runs_fast_in_the_project_store_and_prints_the_ui(tour):
     assert not (project / "mlruns").exists()
     text = outputs_text(tour["output"])
     assert "bash scripts/mlflow_ui.sh" in text
-    assert f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs" in text
+    assert (
+        f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
+        in text
+    )
 
 
 def test_model01_is_untouched(tour):

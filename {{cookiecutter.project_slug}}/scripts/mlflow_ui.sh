@@ -126,9 +126,12 @@ if db.is_file() and (not env_uri or env_uri.startswith("sqlite:")):
             rows = connection.execute(query).fetchall()
     except sqlite3.Error:
         rows = []
+    # `workflowType=machine_learning` opens the "Model training" view (runs, models, registry)
+    # instead of MLflow 3.17's default GenAI view (traces, judges, prompts).
     for experiment_id, name, n_runs in rows:
         if n_runs:
-            say(f"  {name} ({n_runs} runs): {base}/#/experiments/{experiment_id}/runs")
+            url = f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+            say(f"  {name} ({n_runs} runs): {url}")
 PY
 )" || { status=$?; [[ $status -eq 3 ]] && exit 0; exit "$status"; }
 

@@ -35,7 +35,7 @@ def validate(stage: str, new_name: str, source: str | None, root: Path = PROJECT
     """Check the request; return the source experiment's name. Raises ExperimentError."""
     if stage not in STAGES:
         raise ExperimentError(f"Unknown stage {stage!r}: use one of {', '.join(STAGES)}")
-    if not re.fullmatch(rf"{stage}\d{{2,}}[a-z0-9_]*", new_name):
+    if not re.fullmatch(stage + r"\d\d+[a-z0-9_]*", new_name):
         raise ExperimentError(
             f"Bad name {new_name!r}: a {stage} experiment is named {stage} + a number of at "
             f"least two digits (+ optional lowercase suffix), e.g. {stage}02 or {stage}03_wide"

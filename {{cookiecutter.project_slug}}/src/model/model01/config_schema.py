@@ -98,6 +98,11 @@ def _range_problems(cfg: TrainSchema) -> list[str]:
         f"model.dropout must be in [0, 1), got {cfg.model.dropout}",
     )
     check(
+        cfg.trainer.get("limit_val_batches", 1.0) != 0,
+        "trainer.limit_val_batches=0 switches validation off, but the checkpoint and Optuna "
+        f"follow {cfg.optimized_metric}, a validation metric: keep it above 0",
+    )
+    check(
         cfg.model.weight_decay >= 0.0,
         f"model.weight_decay must be >= 0, got {cfg.model.weight_decay}",
     )
