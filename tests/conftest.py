@@ -92,6 +92,9 @@ def installed_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=project,
     )
     write_mnist(project, n_train=600, n_test=200)
+    # The editable install reaches new processes; this one started before it, so tests that
+    # unpickle the project's classes in-process (mlflow.pytorch.load_model) need the path.
+    sys.path.insert(0, str(project))
     return project
 
 

@@ -256,12 +256,12 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
                 error = ValueError(f"the task returned {job.return_value!r}, not a number")
             else:
                 if all(math.isfinite(v) for v in values):
-                    study.tell(trial, values=values)
+                    _tell_finished(study, trial, values=values)
                     return None
                 error = FloatingPointError(f"the objective is {values[0]}")
         message = f"{type(error).__name__}: {error}"
         study._storage.set_trial_user_attr(trial._trial_id, "error", message[:1000])
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        _tell_finished(study, trial, state=optuna.trial.TrialState.FAIL)
         return message
 
     def _report(
@@ -282,6 +282,19 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             ),
             sweep_dir / "optimization_results.yaml",
         )
+
+
+def _tell_finished(study: optuna.Study, trial: optuna.trial.Trial, **outcome: Any) -> None:
+    """`study.tell`, tolerating the grid sampler's "grid exhausted" stop request.
+
+    GridSampler calls `study.stop()` once every grid point is taken, which raises outside
+    `study.optimize`; Optuna has stored the trial's outcome by then (a `finally` block).
+    """
+    try:
+        study.tell(trial, **outcome)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise
 
 
 def _summary(failures: list[tuple[int, str]], planned: int, reason: str) -> str:

@@ -43,7 +43,7 @@ class StopOnNonFiniteLoss(L.Callback):
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C inside the block, so runs end KILLED instead of vanishing.
+    """Treat SIGTERM (and SIGINT) as Ctrl-C inside the block: runs end KILLED, not vanish.
 
     Lightning chains this handler after its own, so a SIGTERM during `fit` also reaches it.
     """
@@ -55,7 +55,14 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield  # signal handlers can only be set from the main thread
         return
     previous = signal.signal(signal.SIGTERM, interrupt)
+    # A process started in the background by a non-interactive shell inherits SIGINT as
+    # ignored, and Python then never raises KeyboardInterrupt; a signal sent to it on
+    # purpose (kill -INT) should still stop it cleanly.
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
