@@ -39,23 +39,75 @@ def _threads() -> None:
         torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
 
 
+# Where a trial's time goes besides fit: (module, attribute path, label), wrapped if present.
+_BREAKDOWN = (
+    ("hydra.core.utils", "run_job", "hydra job (whole trial)"),
+    ("src.utils.training_run", "TrainingRun.__init__", "run creation + params"),
+    ("src.utils.training_run", "TrainingRun.__enter__", "config + environment logging"),
+    ("src.utils.training_run", "TrainingRun.log_data_versions", "data versions"),
+    ("src.utils.training_run", "TrainingRun.log_file", "checkpoint artifact"),
+    ("src.utils.training_run", "TrainingRun.log_figure", "confusion matrix upload"),
+    ("src.utils.training_run", "TrainingRun.log_pytorch_model", "MLflow model"),
+    ("src.utils.training_run", "TrainingRun.__exit__", "run end"),
+    ("src.model.model01.evaluation", "predict", "test-set predictions"),
+    ("src.model.model01.evaluation", "confusion_matrix_figure", "confusion matrix plot"),
+    ("lightning.pytorch", "Trainer.test", "test pass"),
+    ("src.utils.sweep_tracking", "SweepParentRun.log_study_summary", "sweep summary + plots"),
+    ("src.utils.sweep_tracking", "SweepParentRun.register_champion", "model registry"),
+)
+_SPENT: dict[str, list[float]] = {}
+
+
+def _wrap_breakdown() -> None:
+    import functools
+    import importlib
+
+    for module_name, path, label in _BREAKDOWN:
+        try:
+            owner = importlib.import_module(module_name)
+            *parents, name = path.split(".")
+            for parent in parents:
+                owner = getattr(owner, parent)
+            original = getattr(owner, name)
+        except (ImportError, AttributeError):
+            continue
+
+        def make(original=original, label=label):
+            @functools.wraps(original)
+            def timed(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return original(*args, **kwargs)
+                finally:
+                    _SPENT.setdefault(label, []).append(time.perf_counter() - start)
+
+            return timed
+
+        setattr(owner, name, make())
+    atexit.register(lambda: emit("breakdown", seconds=_SPENT))
+
+
 def run_project(script: str, args: list[str]) -> None:
     import runpy
 
     _threads()
     from lightning.pytorch import Trainer
 
+    if os.environ.get("BENCH_BREAKDOWN"):
+        _wrap_breakdown()
+
     original_fit = Trainer.fit
 
     def timed_fit(self: Trainer, *fit_args: object, **fit_kwargs: object) -> object:
         emit("fit_start")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             return original_fit(self, *fit_args, **fit_kwargs)
         finally:
             emit(
                 "fit_end",
                 wall_s=time.perf_counter() - start,
+                cpu_s=time.process_time() - cpu,
                 epochs=int(self.current_epoch),
                 batches_per_epoch=int(self.num_training_batches),
             )
@@ -73,10 +125,9 @@ def run_project(script: str, args: list[str]) -> None:
 def run_bare(epochs: int, batch_size: int) -> None:
     """The same model, data, batch size, epochs and validation pass, with nothing around it."""
     import torch
-    from torch import nn
-
     from src.feature.feature01.mnist_datamodule import MNISTDataModule
     from src.model.model01.image_classifier_models import DigitCNN
+    from torch import nn
 
     _threads()
     torch.manual_seed(42)
@@ -89,6 +140,7 @@ def run_bare(epochs: int, batch_size: int) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     epoch_walls = []
+    cpu = time.process_time()
     for _ in range(epochs):
         start = time.perf_counter()
         model.train()
@@ -108,9 +160,11 @@ def run_bare(epochs: int, batch_size: int) -> None:
                 total_loss += float(loss_fn(logits, labels)) * len(labels)
                 correct += int((logits.argmax(1) == labels).sum())
         epoch_walls.append(time.perf_counter() - start)
+    cpu_s = time.process_time() - cpu
     emit(
         "bare",
         wall_s=sum(epoch_walls),
+        cpu_s=cpu_s,
         epochs=epochs,
         epoch_walls=epoch_walls,
         n_train=len(train_x),

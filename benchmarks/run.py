@@ -43,7 +43,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
@@ -160,13 +160,18 @@ class Project:
             )
         return result
 
-    def child(self, mode: str, *args: str) -> tuple[float, float, list[dict]]:
+    def child(self, mode: str, *args: str, **env: str) -> tuple[float, float, list[dict]]:
         """Run one child; return (start time, end time, its events)."""
         self._count += 1
         events = self.events_dir / f"{self._count:03d}-{mode}.jsonl"
+        saved = dict(self.env)
+        self.env.update(env)
         start = time.time()
-        self.run([sys.executable, str(CHILD), mode, str(events), *args])
-        end = time.time()
+        try:
+            self.run([sys.executable, str(CHILD), mode, str(events), *args])
+        finally:
+            end = time.time()
+            self.env = saved
         lines = events.read_text().splitlines() if events.exists() else []
         return start, end, [json.loads(line) for line in lines]
 
@@ -183,12 +188,12 @@ class Project:
         self.run([sys.executable, "-c", code])
 
 
-def bake(output_dir: Path) -> Path:
+def bake(output_dir: Path, template: Path = TEMPLATE_DIR) -> Path:
     from cookiecutter.main import cookiecutter
 
     return Path(
         cookiecutter(
-            str(TEMPLATE_DIR),
+            str(template),
             no_input=True,
             extra_context={"init_git": "yes"},
             output_dir=str(output_dir),
@@ -203,16 +208,18 @@ def only(events: list[dict], name: str) -> list[dict]:
 def measure_training(project: Project, plan: Plan, n_train: int, repeats: int) -> dict:
     """Interleaved repeats of bare loop and project stack; medians of seconds per epoch."""
     project.write_data(n_train, plan.n_test)
-    bare, stack = [], []
+    bare, stack, bare_cpu, stack_cpu = [], [], [], []
     for repeat in range(repeats):
         _, _, events = project.child("bare", str(plan.epochs), str(BATCH_SIZE))
         result = only(events, "bare")[0]
         bare.append(result["wall_s"] / result["epochs"])
+        bare_cpu.append(result["cpu_s"] / result["epochs"])
         _, _, events = project.child(
             "project", TRAIN, f"trainer.max_epochs={plan.epochs}", "+mlflow.tags.bench=training"
         )
         fit = only(events, "fit_end")[0]
         stack.append(fit["wall_s"] / max(1, fit["epochs"]))
+        stack_cpu.append(fit["cpu_s"] / max(1, fit["epochs"]))
         log(
             f"{n_train} images, repeat {repeat + 1}/{repeats}: bare {bare[-1]:.3f} s/epoch, "
             f"project {stack[-1]:.3f} s/epoch ({fit['epochs']} epochs)"
@@ -225,6 +232,12 @@ def measure_training(project: Project, plan: Plan, n_train: int, repeats: int) -
         "bare_epoch_s": bare_s,
         "project_epoch_s": stack_s,
         "ratio": stack_s / bare_s,
+        # Fastest repeat of each: the least disturbed by other load on a shared machine.
+        "ratio_min": min(stack) / min(bare),
+        # CPU seconds of the process: less sensitive to other load on a shared machine.
+        "bare_epoch_cpu_s": statistics.median(bare_cpu),
+        "project_epoch_cpu_s": statistics.median(stack_cpu),
+        "ratio_cpu": statistics.median(stack_cpu) / statistics.median(bare_cpu),
         "bare_epoch_s_all": bare,
         "project_epoch_s_all": stack,
     }
@@ -238,15 +251,17 @@ def measure_sweep(project: Project, plan: Plan) -> dict:
         f"hydra.sweeper.n_trials={plan.sweep_trials}",
         *plan.sweep_args,
     ]
-    start, end, events = project.child("project", *args)
+    start, end, events = project.child("project", *args, BENCH_BREAKDOWN="1")
     fit_starts = only(events, "fit_start")
     fits = only(events, "fit_end")
     assert len(fits) == plan.sweep_trials, f"expected {plan.sweep_trials} fits, got {len(fits)}"
     wall = end - start
     startup = fit_starts[0]["time"] - start
     fit_total = sum(f["wall_s"] for f in fits)
+    spent = only(events, "breakdown")[0]["seconds"] if only(events, "breakdown") else {}
     return {
         "trials": len(fits),
+        "seconds_per_trial": {k: sum(v) / len(fits) for k, v in spent.items()},
         "sweep_wall_s": wall,
         "startup_s": startup,
         "fit_wall_sum_s": fit_total,
@@ -339,30 +354,80 @@ def table(figures: dict) -> str:
         shown = f"{value:.3g} {unit}".strip() if isinstance(value, float) else f"{value} {unit}"
         return f"| {name} | {shown} | {target or ''} | {anchor or ''} |"
 
-    small, large, sweep, ml = (figures[k] for k in ("training_small", "training", "sweep", "mlflow"))
     lines = [
         "| figure | measured | target | lightning-hydra-template |",
         "| --- | --- | --- | --- |",
     ]
-    for data, key in ((small, "overhead_ratio_small"), (large, "overhead_ratio")):
+    for section, key in (
+        ("training_small", "overhead_ratio_small"),
+        ("training", "overhead_ratio"),
+    ):
+        if section not in figures:
+            continue
+        data = figures[section]
         n = data["n_train_images"]
         lines.append(row(f"bare PyTorch, s/epoch ({n} images)", data["bare_epoch_s"], "s"))
         lines.append(row(f"project stack, s/epoch ({n} images)", data["project_epoch_s"], "s"))
         lines.append(row(f"overhead ratio `{key}`", data["ratio"], "x", key))
-    lines += [
-        row(f"sweep start-up `startup_s` ({sweep['trials']} trials)", sweep["startup_s"], "s", "startup_s"),
-        row("overhead per trial `per_trial_overhead_s`", sweep["per_trial_overhead_s"], "s", "per_trial_overhead_s"),
-        row("sweep wall / sum of fit walls", sweep["sweep_wall_s"], f"s / {sweep['fit_wall_sum_s']:.3g} s"),
-        row("sweep process peak RSS", sweep["peak_rss_mb"], "MB", "sweep_peak_rss_mb"),
-        row("new SQLite store (create + migrate)", ml["store_creation_s"], "s", "store_creation_s"),
-        row("MLflow `log_metric`, sync, per value", ml["log_metric_sync_s"] * 1e3, "ms"),
-        row("MLflow `log_batch` of 10, sync, per value", ml["log_batch_sync_s"] * 1e3, "ms"),
-        row("MLflow `log_batch` of 10, async, blocking per value", ml["log_batch_async_blocking_s"] * 1e3, "ms"),
-        row("MLflow `log_batch` of 10, async, incl. flush, per value", ml["log_batch_async_total_s"] * 1e3, "ms"),
-        row("`scripts/mlflow_ui.sh`: first HTTP 200", ml["ui_script_first_200_s"], "s"),
-    ]
-    if "ui_stock_first_200_s" in ml:
-        lines.append(row("stock `mlflow ui`: first HTTP 200", ml["ui_stock_first_200_s"], "s"))
+        lines.append(row(f"same, fastest repeats ({n} images)", data["ratio_min"], "x"))
+        lines.append(row(f"same, in process CPU time ({n} images)", data["ratio_cpu"], "x"))
+    if "sweep" in figures:
+        sweep = figures["sweep"]
+        lines += [
+            row(
+                f"sweep start-up `startup_s` ({sweep['trials']} trials)",
+                sweep["startup_s"],
+                "s",
+                "startup_s",
+            ),
+            row(
+                "overhead per trial `per_trial_overhead_s`",
+                sweep["per_trial_overhead_s"],
+                "s",
+                "per_trial_overhead_s",
+            ),
+            row(
+                "sweep wall / sum of fit walls",
+                sweep["sweep_wall_s"],
+                f"s / {sweep['fit_wall_sum_s']:.3g} s",
+            ),
+            row("sweep process peak RSS", sweep["peak_rss_mb"], "MB", "sweep_peak_rss_mb"),
+        ]
+    if "mlflow" in figures:
+        ml = figures["mlflow"]
+        lines += [
+            row(
+                "new SQLite store (create + migrate)",
+                ml["store_creation_s"],
+                "s",
+                "store_creation_s",
+            ),
+            row("MLflow `log_metric`, sync, per value", ml["log_metric_sync_s"] * 1e3, "ms"),
+            row("MLflow `log_batch` of 10, sync, per value", ml["log_batch_sync_s"] * 1e3, "ms"),
+            row(
+                "MLflow `log_batch` of 10, async, blocking per value",
+                ml["log_batch_async_blocking_s"] * 1e3,
+                "ms",
+            ),
+            row(
+                "MLflow `log_batch` of 10, async, incl. flush, per value",
+                ml["log_batch_async_total_s"] * 1e3,
+                "ms",
+            ),
+            row("`scripts/mlflow_ui.sh`: first HTTP 200", ml["ui_script_first_200_s"], "s"),
+        ]
+        if "ui_stock_first_200_s" in ml:
+            lines.append(row("stock `mlflow ui`: first HTTP 200", ml["ui_stock_first_200_s"], "s"))
+    return "\n".join(lines)
+
+
+def breakdown(figures: dict) -> str:
+    """Seconds per trial of the sweep's main steps (fit excluded), largest first."""
+    spent = figures.get("sweep", {}).get("seconds_per_trial", {})
+    if not spent:
+        return ""
+    lines = ["| sweep step (mean per trial) | seconds |", "| --- | --- |"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in sorted(spent.items(), key=lambda kv: -kv[1])]
     return "\n".join(lines)
 
 
@@ -373,7 +438,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--install", action="store_true", help="pip install -e the project")
     parser.add_argument("--keep", action="store_true", help="keep the baked project")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--template",
+        type=Path,
+        default=TEMPLATE_DIR,
+        help="template to bake (e.g. a `git worktree` of an older commit, for before/after)",
+    )
+    parser.add_argument(
+        "--parts",
+        default="training,sweep,mlflow",
+        help="comma-separated subset of training,sweep,mlflow (default: all)",
+    )
     args = parser.parse_args(argv)
+    args.parts = set(args.parts.split(","))
     plan = QUICK if args.quick else FULL
 
     started = time.time()
@@ -382,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     info["torch_threads"] = threads
     workdir = Path(tempfile.mkdtemp(prefix="template-bench-"))
     try:
-        project_root = bake(workdir)
+        project_root = bake(workdir, args.template)
         log(f"baked {project_root}")
         if args.install:
             subprocess.run(
@@ -391,40 +468,53 @@ def main(argv: list[str] | None = None) -> int:
                 check=True,
             )
         project = Project(project_root, install=args.install, threads=threads)
-        large = measure_training(project, plan, plan.sizes[1], plan.repeats_large)
-        small = measure_training(project, plan, plan.sizes[0], plan.repeats_small)
-        log("sweep")
-        sweep = measure_sweep(project, plan)  # on the small data, its cache already built
-        log("mlflow")
-        ml = measure_mlflow(project, plan)
+        parts: dict[str, dict] = {}
+        if "training" in args.parts:
+            parts["training"] = measure_training(project, plan, plan.sizes[1], plan.repeats_large)
+        if "training" in args.parts or "sweep" in args.parts:
+            # Also leaves the small data in place (its cache built) for the sweep.
+            repeats = plan.repeats_small if "training" in args.parts else 1
+            parts["training_small"] = measure_training(project, plan, plan.sizes[0], repeats)
+        if "sweep" in args.parts:
+            log("sweep")
+            parts["sweep"] = measure_sweep(project, plan)
+        if "mlflow" in args.parts:
+            log("mlflow")
+            parts["mlflow"] = measure_mlflow(project, plan)
     finally:
         if args.keep:
             log(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    figures = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    figures: dict = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "mode": "quick" if args.quick else "full",
         "machine": info,
-        "overhead_ratio": large["ratio"],
-        "overhead_ratio_small": small["ratio"],
-        "startup_s": sweep["startup_s"],
-        "per_trial_overhead_s": sweep["per_trial_overhead_s"],
-        "sweep_peak_rss_mb": sweep["peak_rss_mb"],
-        "training": large,
-        "training_small": small,
-        "sweep": sweep,
-        "mlflow": ml,
-        "benchmark_wall_s": time.time() - started,
     }
+    if "training" in parts:
+        figures["overhead_ratio"] = parts["training"]["ratio"]
+    if "training_small" in parts:
+        figures["overhead_ratio_small"] = parts["training_small"]["ratio"]
+    if "sweep" in parts:
+        for key in ("startup_s", "per_trial_overhead_s"):
+            figures[key] = parts["sweep"][key]
+        figures["sweep_peak_rss_mb"] = parts["sweep"]["peak_rss_mb"]
+    figures.update(parts)
+    figures["load_average_at_end"] = list(os.getloadavg())
+    figures["benchmark_wall_s"] = time.time() - started
     print(
         f"Machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, "
         f"{threads} torch threads, torch {info['torch']}, Python {info['python']}, "
-        f"load average at start {info['load_average'][0]:.2f}"
+        f"load average {info['load_average'][0]:.2f} at start, "
+        f"{figures['load_average_at_end'][0]:.2f} at end"
     )
-    print(f"Date: {figures['date']}  mode: {figures['mode']}  batch size {BATCH_SIZE}, "
-          f"{plan.epochs} epoch(s) per training run\n")
+    print(
+        f"Date: {figures['date']}  mode: {figures['mode']}  batch size {BATCH_SIZE}, "
+        f"{plan.epochs} epoch(s) per training run\n"
+    )
     print(table(figures))
+    if breakdown(figures):
+        print("\n" + breakdown(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0

@@ -72,9 +72,8 @@ def test_a_deterministic_cpu_run_is_reproduced_identically(project):
     assert rerun.info.status == "FINISHED"
     assert rerun.data.metrics == original.data.metrics  # identical, not just close
     assert rerun.data.params["seed"] == original.data.params["seed"]
-    assert rerun.data.tags["mlflow.source.git.commit"] == (
-        original.data.tags["mlflow.source.git.commit"]
-    )
+    commit = "mlflow.source.git.commit"
+    assert rerun.data.tags[commit] == original.data.tags[commit]
 
 
 def test_each_run_logs_its_environment(project):

@@ -8,6 +8,8 @@ Returns the best epoch value of `optimized_metric`, which Optuna's sweeper optim
 
 from __future__ import annotations
 
+import atexit
+import gc
 from pathlib import Path
 
 import hydra
@@ -107,4 +109,7 @@ def train(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    # When main() returns everything is logged and closed; Python's final garbage collection
+    # of torch's, Lightning's and MLflow's objects would add ~1.5 s to every command.
+    atexit.register(gc.freeze)  # registered first, so it runs after every other exit hook
     main()
