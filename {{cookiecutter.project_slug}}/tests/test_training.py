@@ -66,3 +66,29 @@ def test_the_network_learns_the_fixture_digits(stage_configs):
     trainer.fit(model, datamodule=datamodule)
     accuracy = trainer.test(model, datamodule=datamodule, verbose=False)[0]["test/acc"]
     assert accuracy > 0.5
+
+
+def test_the_test_pass_fills_the_confusion_matrix(stage_configs):
+    from src.model.model01.evaluation import confusion_matrix, predict
+
+    datamodule = MNISTDataModule(
+        64, dataset_config=stage_configs[0], feature_config=stage_configs[1]
+    )
+    model = ImageClassifier(learning_rate=1e-3, channels=8, hidden=16)
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        logger=False,
+        enable_progress_bar=False,
+        accelerator="cpu",
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.fit(model, datamodule=datamodule)
+    for _ in range(2):  # a second test pass must not add to the first one's counts
+        trainer.test(model, datamodule=datamodule, verbose=False)
+    counts = model.test_confusion.compute()
+    assert int(counts.sum()) == len(datamodule.test_set)
+    assert torch.equal(
+        counts.cpu(), confusion_matrix(*predict(model.net, datamodule.test_dataloader()))
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 NUM_CLASSES = 10
 # MNIST's training-set pixel mean and standard deviation (after scaling to [0, 1]); the
@@ -71,6 +71,9 @@ class ImageClassifier(L.LightningModule):
         self.loss = nn.CrossEntropyLoss()
         self.val_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
+        # Filled during the test pass, so the confusion matrix needs no second pass over the
+        # test set; read it with `test_confusion.compute()` after `trainer.test`.
+        self.test_confusion = MulticlassConfusionMatrix(num_classes=NUM_CLASSES)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -92,8 +95,13 @@ class ImageClassifier(L.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
-        self.test_acc(self(images), labels)
+        logits = self(images)
+        self.test_acc(logits, labels)
+        self.test_confusion.update(logits, labels)
         self.log("test/acc", self.test_acc, on_epoch=True)
+
+    def on_test_epoch_start(self) -> None:
+        self.test_confusion.reset()
 
     def predict_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int

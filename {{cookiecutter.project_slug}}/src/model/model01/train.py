@@ -92,7 +92,7 @@ def train(cfg: DictConfig) -> float:
         trainer.test(model, datamodule=datamodule, ckpt_path="best")
 
         # Imported after fit: matplotlib costs start-up time that the first fit would wait for.
-        from src.model.model01.evaluation import confusion_matrix, confusion_matrix_figure, predict
+        from src.model.model01.evaluation import confusion_matrix_figure
 
         # test(ckpt_path="best") loaded the best weights into `model`; a compiled net is
         # reloaded plain, as MLflow pickles it.
@@ -101,7 +101,7 @@ def train(cfg: DictConfig) -> float:
         else:
             best = model.cpu()
         run.log_file(checkpoint.best_model_path, "checkpoints")
-        counts = confusion_matrix(*predict(best.net, datamodule.test_dataloader()))
+        counts = model.test_confusion.compute().cpu()  # counts[true, predicted], from test()
         run.log_figure(confusion_matrix_figure(counts, run.run_name), "plots/confusion_matrix.png")
         if cfg.mlflow.log_model:
             run.log_pytorch_model(best.net, input_example=datamodule.test_set.tensors[0][:4])
