@@ -300,6 +300,7 @@ def test_gitignore_ignores_outputs_but_keeps_the_gitkeep_files(default_project: 
         "outputs/model01/2026/.hydra/config.yaml": True,
         "multirun/model01/2026/0/train.log": True,
         ".env": True,
+        "mlflow.db": True,
         "_data/data/.gitkeep": False,
         "logs/mlruns/.gitkeep": False,
         "src/model/model01/train.py": False,
