@@ -92,6 +92,7 @@ EXPECTED_FILES = {
     "tests/test_config.py",
     "tests/test_data.py",
     "tests/test_redaction.py",
+    "tests/test_tracking.py",
     "tests/test_training.py",
 }
 # The folders of DESIGN.md §2 that must exist even when empty of code.

@@ -45,7 +45,10 @@ def stage_configs(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture
 def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A throwaway MLflow store, so tests never write into the project's logs/mlruns."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    """A throwaway MLflow store (artifacts too), so tests never write into logs/mlruns."""
+    import src.utils.mlflow_tracking
+
+    monkeypatch.setattr(src.utils.mlflow_tracking, "MLRUNS_DIR", tmp_path / "mlruns")
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri

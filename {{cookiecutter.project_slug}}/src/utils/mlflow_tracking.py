@@ -125,6 +125,27 @@ def get_or_create_experiment(client: Any, name: str) -> str:
         return experiment.experiment_id
 
 
+def end_run(
+    client: Any, run_id: str, error: BaseException | None = None, failure: str | None = None
+) -> str:
+    """End a run and return its status: FINISHED; KILLED when stopped (Ctrl-C, SIGTERM,
+    sys.exit); FAILED when it raised, or when `failure` says why it failed without raising.
+    The `error` tag says what stopped it."""
+    if error is None and failure is None:
+        status = "FINISHED"
+    else:
+        stopped = isinstance(error, KeyboardInterrupt | SystemExit)
+        status = "KILLED" if stopped else "FAILED"
+    try:
+        if error is not None or failure is not None:
+            message = failure if error is None else f"{type(error).__name__}: {error}"
+            client.set_tag(run_id, "error", message[:5000])
+    finally:
+        # Whatever happened to the tag, the run must not stay RUNNING.
+        client.set_terminated(run_id, status)
+    return status
+
+
 def git_tags(root: Path = PROJECT_ROOT) -> dict[str, str]:
     """MLflow's standard git tags: commit and a dirty flag (empty outside a repository)."""
 

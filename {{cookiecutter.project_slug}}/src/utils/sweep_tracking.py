@@ -10,7 +10,12 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig
 
-from src.utils.mlflow_tracking import configure_mlflow, get_or_create_experiment, run_tags
+from src.utils.mlflow_tracking import (
+    configure_mlflow,
+    end_run,
+    get_or_create_experiment,
+    run_tags,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +50,7 @@ class SweepParentRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        if exc is None and self.failure is not None:
-            status = "FAILED"
-            self.client.set_tag(self.run_id, "error", self.failure[:5000])
-        elif exc is None:
-            status = "FINISHED"
-        elif isinstance(exc, KeyboardInterrupt | SystemExit):
-            status = "KILLED"
-        else:
-            status = "FAILED"
-            self.client.set_tag(self.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
-        self.client.set_terminated(self.run_id, status)
+        end_run(self.client, self.run_id, exc, self.failure)
         return False
 
     def log_study_summary(self, study: optuna.Study) -> None:

@@ -27,6 +27,7 @@ from src.utils.environment_info import (
 )
 from src.utils.mlflow_tracking import (
     configure_mlflow,
+    end_run,
     flatten_config,
     get_or_create_experiment,
     redact_override,
@@ -42,10 +43,9 @@ class TrainingRun:
     """Create, log into and close one MLflow run for a training job."""
 
     def __init__(self, cfg: DictConfig, *, entry_point: str, model_kind: str) -> None:
-        from lightning.pytorch.loggers import MLFlowLogger
         from mlflow import MlflowClient
-        from mlflow.entities import Param
 
+        self._cfg = cfg
         sweep = cfg.sweep
         # `mlflow run` (MLproject) made a run for this process; sweep trials get their own.
         project_run = mlflow_project_run() if sweep.trial_number is None else None
@@ -66,28 +66,48 @@ class TrainingRun:
             parent_run_id=sweep.parent_run_id,
             extra=cfg.mlflow.tags,
         )
-        self.run_id: str = self._adopt_or_create(project_run, run_name, tags)
         self.run_name = run_name
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        logged = self.client.get_run(self.run_id).data.params if project_run else {}
-        params = [Param(k, v) for k, v in flatten_config(resolved).items() if k not in logged]
-        for start in range(0, len(params), 100):  # MLflow's batch limit
-            self.client.log_batch(self.run_id, params=params[start : start + 100])
+        self._project_run = project_run
+        self._tags = tags
+        self._resolved = OmegaConf.to_container(cfg, resolve=True)
         # What is written to the store never holds credentials (see mlflow_tracking).
-        self._resolved_yaml = OmegaConf.to_yaml(OmegaConf.create(redact_tree(resolved)))
+        self._resolved_yaml = OmegaConf.to_yaml(OmegaConf.create(redact_tree(self._resolved)))
         self._overrides = [redact_override(o) for o in overrides]
-        # Synchronous on purpose: Lightning logs every log_every_n_steps and per epoch (a
-        # few ms each); MLflow's async queue costs up to 1 s per run to flush (measured by
-        # the template's benchmarks/run.py).
-        self.logger = MLFlowLogger(
-            experiment_name=cfg.experiment_name, tracking_uri=self.uri, run_id=self.run_id
-        )
+        self.run_id = ""
 
     def __enter__(self) -> TrainingRun:
-        self.log_text(self._resolved_yaml, "config/config.yaml")
-        self.log_text("\n".join(self._overrides) + "\n", "config/overrides.txt")
-        self.log_environment()
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        self.run_id = self._adopt_or_create(self._project_run, self.run_name, self._tags)
+        # From here on the run exists: a signal or an error before the `with` body starts
+        # must still end it (KILLED or FAILED), never leave it RUNNING.
+        try:
+            self._log_params()
+            # Synchronous on purpose: Lightning logs every log_every_n_steps and per epoch
+            # (a few ms each); MLflow's async queue costs up to 1 s per run to flush
+            # (measured by the template's benchmarks/run.py).
+            self.logger = MLFlowLogger(
+                experiment_name=self._cfg.experiment_name,
+                tracking_uri=self.uri,
+                run_id=self.run_id,
+            )
+            self.log_text(self._resolved_yaml, "config/config.yaml")
+            self.log_text("\n".join(self._overrides) + "\n", "config/overrides.txt")
+            self.log_environment()
+        except BaseException as error:
+            self.__exit__(type(error), error, error.__traceback__)
+            raise
         return self
+
+    def _log_params(self) -> None:
+        from mlflow.entities import Param
+
+        # `mlflow run` may have logged its -P parameters into the adopted run already.
+        logged = self.client.get_run(self.run_id).data.params if self._project_run else {}
+        flat = flatten_config(self._resolved).items()
+        params = [Param(k, v) for k, v in flat if k not in logged]
+        for start in range(0, len(params), 100):  # MLflow's batch limit
+            self.client.log_batch(self.run_id, params=params[start : start + 100])
 
     def _adopt_or_create(
         self, project_run: MlflowProjectRun | None, run_name: str, tags: dict[str, str]
@@ -138,15 +158,12 @@ class TrainingRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        if exc is None:
-            self.client.set_terminated(self.run_id, "FINISHED")
-            return False
-        status = "KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
         try:
-            self.client.set_tag(self.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
-            self.log_text("".join(traceback.format_exception(exc_type, exc, tb)), "error.txt")
+            if exc is not None:
+                trace = "".join(traceback.format_exception(exc_type, exc, tb))
+                self.log_text(trace, "error.txt")
         finally:
-            self.client.set_terminated(self.run_id, status)
+            end_run(self.client, self.run_id, exc)
         return False
 
     def log_text(self, text: str, artifact_file: str) -> None:

@@ -1,0 +1,61 @@
+"""A training run's MLflow bookkeeping: created, logged into and always ended."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import compose_train_config
+from mlflow import MlflowClient
+from omegaconf import open_dict
+
+from src.utils.training_run import TrainingRun
+
+
+def runs_of(uri: str) -> list:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("model01")
+    return client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+def new_run(*overrides: str) -> TrainingRun:
+    cfg = compose_train_config(list(overrides))
+    with open_dict(cfg):
+        del cfg["hydra"]  # train.py's config, as @hydra.main hands it over
+    return TrainingRun(cfg, entry_point="src/model/model01/train.py", model_kind="test")
+
+
+def test_a_run_ends_finished_with_its_config_and_environment(tracking_uri):
+    with new_run("learning_rate=0.0042") as run:
+        run.log_text("hello", "notes.txt")
+    (logged,) = runs_of(tracking_uri)
+    assert logged.info.run_id == run.run_id and logged.info.status == "FINISHED"
+    assert logged.data.params["learning_rate"] == "0.0042"
+    assert logged.data.tags["env.python"]
+    artifacts = {a.path for a in MlflowClient(tracking_uri).list_artifacts(run.run_id)}
+    assert {"config", "environment", "notes.txt"} <= artifacts
+
+
+def test_a_signal_while_the_run_is_being_set_up_still_ends_it_killed(
+    tracking_uri, monkeypatch: pytest.MonkeyPatch
+):
+    # SIGTERM arriving after the run was created but before training started (the
+    # sweeper's Ctrl-C/SIGTERM path) must not leave the run RUNNING.
+    def interrupted(self: TrainingRun) -> None:
+        raise KeyboardInterrupt("received signal SIGTERM")
+
+    monkeypatch.setattr(TrainingRun, "log_environment", interrupted)
+    with pytest.raises(KeyboardInterrupt), new_run():
+        pytest.fail("the body must not run")
+    (logged,) = runs_of(tracking_uri)
+    assert logged.info.status == "KILLED"
+    assert logged.data.tags["error"] == "KeyboardInterrupt: received signal SIGTERM"
+
+
+def test_an_error_in_the_body_ends_the_run_failed_with_its_traceback(tracking_uri):
+    with pytest.raises(ValueError, match="broken"), new_run() as run:
+        raise ValueError("broken")
+    (logged,) = runs_of(tracking_uri)
+    assert logged.info.status == "FAILED"
+    assert logged.data.tags["error"] == "ValueError: broken"
+    error_txt = MlflowClient(tracking_uri).download_artifacts(run.run_id, "error.txt")
+    with open(error_txt) as handle:
+        assert "Traceback" in handle.read()
