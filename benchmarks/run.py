@@ -14,8 +14,10 @@ in one run on one machine:
    its sanity check, checkpoints and validation) against a bare PyTorch loop with the same
    DigitCNN, in-memory tensors, batch size, epochs, validation pass and thread count, at
    ~1,500 and ~10,000 training images. Medians of several repeats, interleaved.
-2. A 5-trial Optuna sweep: start-up (process start to the first trial's fit) and the
-   overhead per trial, (sweep wall - start-up - sum of fit walls) / trials.
+2. A 5-trial Optuna sweep: start-up (process start to the first trial's fit), next to the
+   time a process takes only to import the stack (the part of start-up no project code
+   can remove), and the overhead per trial, (sweep wall - start-up - sum of fit walls) /
+   trials.
 3. MLflow: store creation, cost per logged metric value (sync and async), and time to the
    first HTTP 200 of `scripts/mlflow_ui.sh` and of stock `mlflow ui`.
 4. Peak RSS of the sweep process.
@@ -243,6 +245,20 @@ def measure_training(project: Project, plan: Plan, n_train: int, repeats: int) -
     }
 
 
+# What a sweep imports whatever the project does: no project code can start faster.
+STACK_IMPORTS = "import lightning, mlflow, optuna, hydra, omegaconf, torchvision"
+
+
+def import_floor(project: Project, repeats: int) -> float:
+    """Median wall time of a Python process that only imports the stack a sweep needs."""
+    walls = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        project.run([sys.executable, "-c", STACK_IMPORTS])
+        walls.append(time.perf_counter() - start)
+    return statistics.median(walls)
+
+
 def measure_sweep(project: Project, plan: Plan) -> dict:
     args = [
         TRAIN,
@@ -267,6 +283,7 @@ def measure_sweep(project: Project, plan: Plan) -> dict:
         "fit_wall_sum_s": fit_total,
         "per_trial_overhead_s": (wall - startup - fit_total) / len(fits),
         "peak_rss_mb": only(events, "exit")[0]["peak_rss_mb"],
+        "import_floor_s": import_floor(project, repeats=plan.repeats_large),
     }
 
 
@@ -379,6 +396,11 @@ def table(figures: dict) -> str:
                 sweep["startup_s"],
                 "s",
                 "startup_s",
+            ),
+            row(
+                "of which: `python -c 'import lightning, mlflow, optuna, hydra, ...'`",
+                sweep["import_floor_s"],
+                "s",
             ),
             row(
                 "overhead per trial `per_trial_overhead_s`",

@@ -151,7 +151,10 @@ def test_parent_run_holds_the_study_summary_and_plots(swept_project):
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert "study_summary.json" in artifacts
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
-    assert plots == {"plots/optimization_history.png", "plots/param_importances.png"}
+    # One parameter searched: its importance would be 1 by definition, so no plot.
+    assert plots == {"plots/optimization_history.png"}
+    skipped = parent.data.tags["plot_skipped.plots/param_importances.png"]
+    assert skipped == "one parameter searched"
     assert summary["trial_counts"] == {"COMPLETE": 3}
     assert summary["direction"] == "maximize"
 
@@ -200,14 +203,23 @@ def test_a_different_search_space_starts_a_new_study(swept_project):
     import optuna
 
     project, result = swept_project
-    other_space = SWEEP_COMMAND[:-1] + ["learning_rate=interval(0.002,0.004)"]
-    other = run(other_space + ["hydra.sweeper.n_trials=1", *SMALL_RUN], cwd=project)
+    other_space = SWEEP_COMMAND[:-1] + [
+        "learning_rate=interval(0.002,0.004)",
+        "model.dropout=choice(0.1,0.3)",
+    ]
+    other = run(other_space + ["hydra.sweeper.n_trials=2", *SMALL_RUN], cwd=project)
     name = study_name_of(other)
     assert name != study_name_of(result)
     assert name in optuna.get_all_study_names(optuna_storage(project))
     study = optuna_study(project, name)
-    assert len(study.trials) == 1
-    assert 0.002 <= study.trials[0].params["learning_rate"] <= 0.004
+    assert len(study.trials) == 2
+    for trial in study.trials:
+        assert 0.002 <= trial.params["learning_rate"] <= 0.004
+        assert trial.params["model.dropout"] in (0.1, 0.3)
+    # Two parameters searched: the parent also plots their importances.
+    client, _, parents, _ = runs_of(project, name)
+    plots = {a.path for a in client.list_artifacts(parents[0].info.run_id, "plots")}
+    assert plots == {"plots/optimization_history.png", "plots/param_importances.png"}
 
 
 def test_a_single_run_logs_the_same_without_a_parent(installed_project):

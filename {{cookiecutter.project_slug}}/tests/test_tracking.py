@@ -59,3 +59,12 @@ def test_an_error_in_the_body_ends_the_run_failed_with_its_traceback(tracking_ur
     error_txt = MlflowClient(tracking_uri).download_artifacts(run.run_id, "error.txt")
     with open(error_txt) as handle:
         assert "Traceback" in handle.read()
+
+
+def test_lightning_does_not_end_the_run_before_the_job_does(tracking_uri):
+    # Lightning finalizes its logger after fit and after test; the run must stay open for
+    # the test metrics and artifacts that follow, and end once with the job's status.
+    with new_run() as run:
+        run.logger.finalize("success")
+        assert MlflowClient(tracking_uri).get_run(run.run_id).info.status == "RUNNING"
+    assert MlflowClient(tracking_uri).get_run(run.run_id).info.status == "FINISHED"

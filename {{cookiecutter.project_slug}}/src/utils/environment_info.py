@@ -34,10 +34,28 @@ def installed_packages() -> str:
     the packages do not change while a sweep runs)."""
     lines = set()
     for dist in metadata.distributions():
-        name = dist.metadata["Name"]
+        name, version = _name_and_version(dist)
         if name:
-            lines.add(f"{name}=={dist.version}")
+            lines.add(f"{name}=={version}")
     return "\n".join(sorted(lines, key=str.lower)) + "\n"
+
+
+def _name_and_version(dist: metadata.Distribution) -> tuple[str | None, str | None]:
+    """Name and Version from the metadata's header lines.
+
+    `dist.metadata` parses each whole file as an e-mail message: 0.16 s for ~200 packages
+    on two cores against 0.02 s here, paid before a run's first epoch.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    name = version = None
+    for line in text.splitlines():
+        if not line:
+            break  # the header ends at the first blank line
+        if line.startswith("Name:"):
+            name = line[5:].strip()
+        elif line.startswith("Version:"):
+            version = line[8:].strip()
+    return name, version
 
 
 def lock_file_sha256() -> str | None:

@@ -101,9 +101,16 @@ class SweepParentRun:
         from optuna.visualization import matplotlib as optuna_plots
 
         plots = {"plots/optimization_history.png": optuna_plots.plot_optimization_history}
-        # Importances need at least two finished trials with differing parameters.
-        if n_complete >= 2:
-            plots["plots/param_importances.png"] = optuna_plots.plot_param_importances
+        importances = "plots/param_importances.png"
+        searched = {name for trial in study.trials for name in trial.distributions}
+        if len(searched) < 2:
+            # The only parameter's importance is 1 by definition; fANOVA would spend
+            # ~0.4 s to draw one bar (the template's benchmarks/run.py).
+            self.client.set_tag(
+                self.run_id, f"plot_skipped.{importances}", "one parameter searched"
+            )
+        elif n_complete >= 2:  # fANOVA needs two finished trials
+            plots[importances] = optuna_plots.plot_param_importances
         for artifact_file, plot in plots.items():
             try:
                 axes = plot(study)

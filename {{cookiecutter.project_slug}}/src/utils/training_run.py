@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 import torch
+from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.environment_info import (
@@ -37,6 +38,18 @@ from src.utils.mlflow_tracking import (
 
 # Keys the sweeper fills in; they describe the run, they are not hyperparameters.
 _SWEEPER_OVERRIDE_PREFIX = "sweep."
+
+
+class RunOwnedMLFlowLogger(MLFlowLogger):
+    """Lightning's MLflow logger for a run that `TrainingRun` ends.
+
+    Lightning would end the run after `fit` and again after `test`, marking it FINISHED
+    before the test metrics, checkpoint and model are logged (and costing two store round
+    trips each time); the run ends once, when the `with TrainingRun` block does.
+    """
+
+    def finalize(self, status: str = "success") -> None:
+        return None
 
 
 class TrainingRun:
@@ -76,8 +89,6 @@ class TrainingRun:
         self.run_id = ""
 
     def __enter__(self) -> TrainingRun:
-        from lightning.pytorch.loggers import MLFlowLogger
-
         self.run_id = self._adopt_or_create(self._project_run, self.run_name, self._tags)
         # From here on the run exists: a signal or an error before the `with` body starts
         # must still end it (KILLED or FAILED), never leave it RUNNING.
@@ -86,7 +97,7 @@ class TrainingRun:
             # Synchronous on purpose: Lightning logs every log_every_n_steps and per epoch
             # (a few ms each); MLflow's async queue costs up to 1 s per run to flush
             # (measured by the template's benchmarks/run.py).
-            self.logger = MLFlowLogger(
+            self.logger = RunOwnedMLFlowLogger(
                 experiment_name=self._cfg.experiment_name,
                 tracking_uri=self.uri,
                 run_id=self.run_id,
@@ -169,8 +180,8 @@ class TrainingRun:
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
 
-    def log_figure(self, figure: Any, artifact_file: str) -> None:
-        self.client.log_figure(self.run_id, figure, artifact_file)
+    def log_image(self, image: Any, artifact_file: str) -> None:
+        self.client.log_image(self.run_id, image, artifact_file=artifact_file)
 
     def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from src.dataset.dataset01.mnist_files import MNISTFilesError
 from src.feature.feature01.mnist_datamodule import MNISTDataModule
 from src.model.model01.config_schema import ConfigError, validate_train_config
+from src.model.model01.evaluation import confusion_matrix_image
 from src.model.model01.image_classifier_models import ImageClassifier
 from src.utils.console_noise import quiet_third_party_noise
 from src.utils.hydra_setup import setup_hydra
@@ -91,9 +92,6 @@ def train(cfg: DictConfig) -> float:
             )
         trainer.test(model, datamodule=datamodule, ckpt_path="best")
 
-        # Imported after fit: matplotlib costs start-up time that the first fit would wait for.
-        from src.model.model01.evaluation import confusion_matrix_figure
-
         # test(ckpt_path="best") loaded the best weights into `model`; a compiled net is
         # reloaded plain, as MLflow pickles it.
         if cfg.compile:
@@ -102,7 +100,7 @@ def train(cfg: DictConfig) -> float:
             best = model.cpu()
         run.log_file(checkpoint.best_model_path, "checkpoints")
         counts = model.test_confusion.compute().cpu()  # counts[true, predicted], from test()
-        run.log_figure(confusion_matrix_figure(counts, run.run_name), "plots/confusion_matrix.png")
+        run.log_image(confusion_matrix_image(counts, run.run_name), "plots/confusion_matrix.png")
         if cfg.mlflow.log_model:
             run.log_pytorch_model(best.net, input_example=datamodule.test_set.tensors[0][:4])
     return float(checkpoint.best_model_score)
