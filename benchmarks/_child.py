@@ -6,18 +6,25 @@
 
 `project` runs the script exactly as `python <script> ...` would (runpy, `__main__`), with
 `lightning.Trainer.fit` wrapped to record when each fit starts and ends, so the project
-needs no benchmark hooks. Every mode appends its figures to <events.jsonl>, and the
-process's peak RSS at exit. Run with the generated project's root on PYTHONPATH.
+needs no benchmark hooks; the wrappers are put in place as the script imports Lightning,
+so the child imports nothing of the stack itself. Every mode appends its figures to
+<events.jsonl>, and the process's peak RSS at exit. Run with the generated project's root
+on PYTHONPATH.
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib.abc
+import importlib.util
 import json
 import os
 import resource
 import sys
 import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 EVENTS = sys.argv[2]
 
@@ -35,8 +42,41 @@ def _peak_rss() -> None:
 def _threads() -> None:
     import torch
 
+    _set_threads(torch)
+
+
+def _set_threads(torch: Any) -> None:
     if os.environ.get("BENCH_THREADS"):
         torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
+
+
+def after_import(name: str, patch: Callable[[ModuleType], None]) -> None:
+    """Call `patch(module)` as soon as module `name` has been imported by someone else.
+
+    The child must not import the project's stack itself before the script runs: the
+    script's own way of importing it (train.py pauses the garbage collector) is part of
+    what is measured.
+    """
+    if name in sys.modules:
+        patch(sys.modules[name])
+        return
+
+    class Finder(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+            if fullname != name:
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(fullname)
+            original = spec.loader.exec_module
+
+            def exec_module(module: ModuleType) -> None:
+                original(module)
+                patch(module)
+
+            spec.loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, Finder())
 
 
 # Where a trial's time goes besides fit: (module, attribute path, label), wrapped if present.
@@ -65,59 +105,63 @@ _SPENT: dict[str, list[float]] = {}
 
 def _wrap_breakdown() -> None:
     import functools
-    import importlib
+
+    def timed(original: Callable, label: str) -> Callable:
+        @functools.wraps(original)
+        def wrapper(*args: object, **kwargs: object) -> object:
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                _SPENT.setdefault(label, []).append(time.perf_counter() - start)
+
+        return wrapper
+
+    def wrap(path: str, label: str) -> Callable[[ModuleType], None]:
+        def patch(owner: object) -> None:
+            *parents, name = path.split(".")
+            try:
+                for parent in parents:
+                    owner = getattr(owner, parent)
+                setattr(owner, name, timed(getattr(owner, name), label))
+            except AttributeError:
+                pass  # not in this version of the project
+
+        return patch
 
     for module_name, path, label in _BREAKDOWN:
-        try:
-            owner = importlib.import_module(module_name)
-            *parents, name = path.split(".")
-            for parent in parents:
-                owner = getattr(owner, parent)
-            original = getattr(owner, name)
-        except (ImportError, AttributeError):
-            continue
-
-        def make(original=original, label=label):
-            @functools.wraps(original)
-            def timed(*args, **kwargs):
-                start = time.perf_counter()
-                try:
-                    return original(*args, **kwargs)
-                finally:
-                    _SPENT.setdefault(label, []).append(time.perf_counter() - start)
-
-            return timed
-
-        setattr(owner, name, make())
+        after_import(module_name, wrap(path, label))
     atexit.register(lambda: emit("breakdown", seconds=_SPENT))
 
 
 def run_project(script: str, args: list[str]) -> None:
     import runpy
 
-    _threads()
-    from lightning.pytorch import Trainer
-
+    after_import("torch", _set_threads)
     if os.environ.get("BENCH_BREAKDOWN"):
         _wrap_breakdown()
 
-    original_fit = Trainer.fit
+    def wrap_fit(trainer_module: ModuleType) -> None:
+        trainer_class = trainer_module.Trainer
+        original_fit = trainer_class.fit
 
-    def timed_fit(self: Trainer, *fit_args: object, **fit_kwargs: object) -> object:
-        emit("fit_start")
-        start, cpu = time.perf_counter(), time.process_time()
-        try:
-            return original_fit(self, *fit_args, **fit_kwargs)
-        finally:
-            emit(
-                "fit_end",
-                wall_s=time.perf_counter() - start,
-                cpu_s=time.process_time() - cpu,
-                epochs=int(self.current_epoch),
-                batches_per_epoch=int(self.num_training_batches),
-            )
+        def timed_fit(self: Any, *fit_args: object, **fit_kwargs: object) -> object:
+            emit("fit_start")
+            start, cpu = time.perf_counter(), time.process_time()
+            try:
+                return original_fit(self, *fit_args, **fit_kwargs)
+            finally:
+                emit(
+                    "fit_end",
+                    wall_s=time.perf_counter() - start,
+                    cpu_s=time.process_time() - cpu,
+                    epochs=int(self.current_epoch),
+                    batches_per_epoch=int(self.num_training_batches),
+                )
 
-    Trainer.fit = timed_fit
+        trainer_class.fit = timed_fit
+
+    after_import("lightning.pytorch.trainer.trainer", wrap_fit)
     script = os.path.abspath(script)  # as `python script` sets __file__
     sys.argv = [script, *args]
     try:
