@@ -58,7 +58,7 @@ class TrainingRun:
     def __init__(self, cfg: DictConfig, *, entry_point: str, model_kind: str) -> None:
         from mlflow import MlflowClient
 
-        self._cfg = cfg
+        self._experiment_name = cfg.experiment_name
         sweep = cfg.sweep
         # `mlflow run` (MLproject) made a run for this process; sweep trials get their own.
         project_run = mlflow_project_run() if sweep.trial_number is None else None
@@ -98,7 +98,7 @@ class TrainingRun:
             # (a few ms each); MLflow's async queue costs up to 1 s per run to flush
             # (measured by the template's benchmarks/run.py).
             self.logger = RunOwnedMLFlowLogger(
-                experiment_name=self._cfg.experiment_name,
+                experiment_name=self._experiment_name,
                 tracking_uri=self.uri,
                 run_id=self.run_id,
             )
