@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import TEMPLATE_DIR, project_env
+from conftest import TEMPLATE_DIR, run
 
 pytestmark = pytest.mark.slow
 
@@ -23,15 +22,11 @@ REQUIRED = ("overhead_ratio", "overhead_ratio_small", "startup_s", "per_trial_ov
 
 def test_quick_benchmark_writes_positive_figures(tmp_path: Path):
     figures_file = tmp_path / "bench.json"
-    result = subprocess.run(
+    # run() fails the test with the command's output if it exits non-zero.
+    result = run(
         [sys.executable, "benchmarks/run.py", "--quick", "--json", str(figures_file)],
         cwd=TEMPLATE_DIR,
-        env=project_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     figures = json.loads(figures_file.read_text())
     for key in (*REQUIRED, "sweep_peak_rss_mb"):
         value = figures[key]

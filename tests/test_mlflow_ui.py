@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from server_process import free_port, http_status, started, wait_for
 
-from conftest import project_env
+from conftest import run
 
 pytestmark = pytest.mark.slow
 
@@ -71,13 +71,8 @@ def test_ui_serves_the_project_store_from_any_directory(swept_project, tmp_path)
         assert "Security middleware enabled with default settings (localhost-only)" in output
 
         # A second UI on the same port stops at once and says what to do.
-        second = subprocess.run(
-            ui_command(project, "--port", str(port)),
-            cwd=tmp_path,
-            env=project_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
+        second = run(
+            ui_command(project, "--port", str(port)), cwd=tmp_path, timeout=60, check=False
         )
         assert second.returncode != 0
         assert f"port {port} on 127.0.0.1 is already in use" in second.stderr
@@ -106,13 +101,8 @@ def test_ui_without_a_store_says_to_train_first(installed_project, tmp_path):
     (empty / "scripts").mkdir(parents=True)
     script = empty / "scripts" / "mlflow_ui.sh"
     script.write_text((installed_project / "scripts" / "mlflow_ui.sh").read_text())
-    result = subprocess.run(
-        ["bash", str(script), "--port", str(free_port())],
-        cwd=tmp_path,
-        env=project_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run(
+        ["bash", str(script), "--port", str(free_port())], cwd=tmp_path, timeout=60, check=False
     )
     assert result.returncode == 1
     assert "no MLflow store at" in result.stderr and "Run training first" in result.stderr
@@ -123,14 +113,13 @@ def test_ui_without_mlflow_in_the_environment_says_poetry_install(installed_proj
     # A bare virtual environment: a working python on PATH, without MLflow.
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
-    env = project_env(PATH=f"{bare / 'bin'}:/usr/bin:/bin", VIRTUAL_ENV=str(bare))
-    result = subprocess.run(
+    result = run(
         ui_command(installed_project),
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
         timeout=60,
+        check=False,
+        PATH=f"{bare / 'bin'}:/usr/bin:/bin",
+        VIRTUAL_ENV=str(bare),
     )
     assert result.returncode == 1
     assert "MLflow is not installed in the active Python environment" in result.stderr
@@ -139,13 +128,12 @@ def test_ui_without_mlflow_in_the_environment_says_poetry_install(installed_proj
 
 
 def test_ui_points_at_a_tracking_server_instead_of_starting_one(installed_project, tmp_path):
-    result = subprocess.run(
+    result = run(
         ui_command(installed_project),
         cwd=tmp_path,
-        env=project_env(MLFLOW_TRACKING_URI="http://mlflow.example.com:5000"),
-        capture_output=True,
-        text=True,
         timeout=60,
+        check=False,
+        MLFLOW_TRACKING_URI="http://mlflow.example.com:5000",
     )
     assert result.returncode == 0
     assert (

@@ -92,13 +92,11 @@ def test_served_model_answers_like_the_python_loader(swept_project, tmp_path):
 
 def test_unknown_run_id_stops_before_serving_with_a_list(swept_project, tmp_path):
     project, _ = swept_project
-    result = subprocess.run(
+    result = run(
         serve_command(project, "0123456789abcdef", "--port", str(free_port())),
         cwd=tmp_path,
-        env=project_env(),
-        capture_output=True,
-        text=True,
         timeout=120,
+        check=False,
     )
     assert result.returncode == 1
     assert "'0123456789abcdef' is no run id or run name in experiment 'model01'" in result.stderr
@@ -108,13 +106,13 @@ def test_unknown_run_id_stops_before_serving_with_a_list(swept_project, tmp_path
 def test_serving_outside_the_project_environment_says_poetry_run(installed_project, tmp_path):
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
-    result = subprocess.run(
+    result = run(
         serve_command(installed_project, "best"),
         cwd=tmp_path,
-        env=project_env(PATH=f"{bare / 'bin'}:/usr/bin:/bin", VIRTUAL_ENV=str(bare)),
-        capture_output=True,
-        text=True,
         timeout=60,
+        check=False,
+        PATH=f"{bare / 'bin'}:/usr/bin:/bin",
+        VIRTUAL_ENV=str(bare),
     )
     assert result.returncode == 1
     assert "poetry run bash scripts/serve_model.sh best" in result.stderr

@@ -7,14 +7,28 @@ from src.feature.feature01.mnist_datamodule import MNISTDataModule
 from src.model.model01.image_classifier_models import ImageClassifier
 
 
+def tiny_mnist(stage_configs: tuple[dict, dict], batch_size: int) -> MNISTDataModule:
+    return MNISTDataModule(
+        batch_size, dataset_config=stage_configs[0], feature_config=stage_configs[1]
+    )
+
+
+def quiet_trainer(**settings: object) -> L.Trainer:
+    """A CPU trainer that logs, prints and saves nothing but what the test asks for."""
+    return L.Trainer(
+        logger=False,
+        enable_progress_bar=False,
+        accelerator="cpu",
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        **settings,
+    )
+
+
 def test_fast_dev_run_trains_validates_and_tests(stage_configs):
-    datamodule = MNISTDataModule(
-        16, dataset_config=stage_configs[0], feature_config=stage_configs[1]
-    )
+    datamodule = tiny_mnist(stage_configs, 16)
     model = ImageClassifier(learning_rate=1e-3)
-    trainer = L.Trainer(
-        fast_dev_run=True, logger=False, enable_progress_bar=False, accelerator="cpu"
-    )
+    trainer = quiet_trainer(fast_dev_run=True)
     trainer.fit(model, datamodule=datamodule)
     assert {"train/loss", "val/loss", "val/acc"} <= set(trainer.logged_metrics)
     results = trainer.test(model, datamodule=datamodule, verbose=False)
@@ -23,18 +37,9 @@ def test_fast_dev_run_trains_validates_and_tests(stage_configs):
 
 def test_checkpoint_reload_gives_the_same_predictions(stage_configs, tmp_path: Path):
     L.seed_everything(0, verbose=False)
-    datamodule = MNISTDataModule(
-        64, dataset_config=stage_configs[0], feature_config=stage_configs[1]
-    )
+    datamodule = tiny_mnist(stage_configs, 64)
     model = ImageClassifier(learning_rate=2e-3, channels=8, hidden=32)
-    trainer = L.Trainer(
-        max_epochs=1,
-        logger=False,
-        enable_progress_bar=False,
-        accelerator="cpu",
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
+    trainer = quiet_trainer(max_epochs=1)
     trainer.fit(model, datamodule=datamodule)
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
@@ -51,18 +56,9 @@ def test_checkpoint_reload_gives_the_same_predictions(stage_configs, tmp_path: P
 def test_the_network_learns_the_fixture_digits(stage_configs):
     """The synthetic digits are learnable: the model beats chance (10 %) clearly."""
     L.seed_everything(0, verbose=False)
-    datamodule = MNISTDataModule(
-        32, dataset_config=stage_configs[0], feature_config=stage_configs[1]
-    )
+    datamodule = tiny_mnist(stage_configs, 32)
     model = ImageClassifier(learning_rate=2e-3)
-    trainer = L.Trainer(
-        max_epochs=3,
-        logger=False,
-        enable_progress_bar=False,
-        accelerator="cpu",
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
+    trainer = quiet_trainer(max_epochs=3)
     trainer.fit(model, datamodule=datamodule)
     accuracy = trainer.test(model, datamodule=datamodule, verbose=False)[0]["test/acc"]
     assert accuracy > 0.5
@@ -71,19 +67,9 @@ def test_the_network_learns_the_fixture_digits(stage_configs):
 def test_the_test_pass_fills_the_confusion_matrix(stage_configs):
     from src.model.model01.evaluation import confusion_matrix, predict
 
-    datamodule = MNISTDataModule(
-        64, dataset_config=stage_configs[0], feature_config=stage_configs[1]
-    )
+    datamodule = tiny_mnist(stage_configs, 64)
     model = ImageClassifier(learning_rate=1e-3, channels=8, hidden=16)
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=2,
-        logger=False,
-        enable_progress_bar=False,
-        accelerator="cpu",
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=2)
     trainer.fit(model, datamodule=datamodule)
     for _ in range(2):  # a second test pass must not add to the first one's counts
         trainer.test(model, datamodule=datamodule, verbose=False)
