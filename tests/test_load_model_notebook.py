@@ -1,4 +1,4 @@
-"""src/utils/model_loading.py and notebooks/load_model.ipynb on the swept project's store."""
+"""src/utils/commands/model_loading.py and notebooks/load_model.ipynb on the swept project's store."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def test_notebook_without_run_id_picks_the_best_trial_never_the_parent(swept_pro
 def test_unknown_experiment_or_run_lists_what_exists(swept_project):
     project, _ = swept_project
     code = (
-        "from src.utils.model_loading import RunNotFoundError, resolve_run\n"
+        "from src.utils.commands.model_loading import RunNotFoundError, resolve_run\n"
         "for args in (('no_such_experiment', None), ('model01', 'no_such_run')):\n"
         "    try:\n"
         "        resolve_run(*args)\n"

@@ -84,7 +84,7 @@ def test_champion_is_what_serving_and_the_notebook_load(installed_project):
     if not client_for(project).search_registered_models(f"name = '{EXPERIMENT}'"):
         sweep(project, "0.0001,0.0002")
     code = (
-        "from src.utils.model_loading import model_uri, resolve_run\n"
+        "from src.utils.commands.model_loading import model_uri, resolve_run\n"
         f"print(model_uri({EXPERIMENT!r}, 'champion'))\n"
         f"print(resolve_run({EXPERIMENT!r}, 'champion').info.run_id)\n"
     )

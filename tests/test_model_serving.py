@@ -22,7 +22,7 @@ LOADER_LOGITS = """
 import json, sys
 import torch
 from src.feature.feature01.mnist_datamodule import MNISTDataModule
-from src.utils.model_loading import load_model
+from src.utils.commands.model_loading import load_model
 
 data = MNISTDataModule()
 data.setup("test")

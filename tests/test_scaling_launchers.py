@@ -100,10 +100,12 @@ import json
 import lightning as L
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from src.utils.hydra_setup import setup_hydra
-from src.utils.project_paths import CONFIG_DIR
+from src.utils.hydra_resolvers import register_resolvers
+from src.utils.paths import CONFIG_DIR
+from src.utils.sweep.sweeper import register_sweeper
 
-setup_hydra()
+register_resolvers()
+register_sweeper()
 overrides = [
     "hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu",
     "hydra.launcher.gpus_per_node=2", "hydra.launcher.tasks_per_node=2",

@@ -1,6 +1,6 @@
 """Scaling out beyond one process, for real: two sweep workers sharing one Optuna study in
 PostgreSQL, the team tracking server (scripts/mlflow_server.sh on PostgreSQL), training,
-loading and serving through it, and copying local runs to it (src.utils.export_runs)."""
+loading and serving through it, and copying local runs to it (src.utils.commands.export_runs)."""
 
 from __future__ import annotations
 
@@ -187,7 +187,7 @@ def test_notebook_helper_and_serve_script_work_against_the_server(
 ):
     project = installed_project
     code = (
-        "import torch; from src.utils.model_loading import load_model, resolve_run; "
+        "import torch; from src.utils.commands.model_loading import load_model, resolve_run; "
         "run = resolve_run('model01'); model = load_model('model01', run.info.run_id); "
         "print(run.info.run_id, tuple(model(torch.rand(2, 1, 28, 28)).shape))"
     )
@@ -223,7 +223,7 @@ def test_export_copies_local_runs_to_the_server_with_parents_remapped(
         [local.get_experiment_by_name("model01").experiment_id], max_results=1000
     )
     assert source, "the session's earlier sweeps left no local runs to copy"
-    command = ["poetry", "run", "python", "-m", "src.utils.export_runs", "model01"]
+    command = ["poetry", "run", "python", "-m", "src.utils.commands.export_runs", "model01"]
     result = run([*command, "--to", team_server.base_url], cwd=project)
     assert f"Copied {len(source)} run(s) of model01" in result.stdout
 

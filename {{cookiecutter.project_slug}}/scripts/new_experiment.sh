@@ -7,4 +7,4 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 # Standard library only: any Python 3 works, inside or outside the project environment.
 python="$(command -v python || command -v python3)"
-exec "$python" -m src.utils.new_experiment "$@"
+exec "$python" -m src.utils.commands.new_experiment "$@"

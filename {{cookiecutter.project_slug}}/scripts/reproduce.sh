@@ -19,4 +19,4 @@ if [[ -z "$PYTHON" ]]; then
     exit 2
 fi
 cd "$PROJECT_ROOT"
-exec "$PYTHON" -m src.utils.reproduce "$@"
+exec "$PYTHON" -m src.utils.commands.reproduce "$@"

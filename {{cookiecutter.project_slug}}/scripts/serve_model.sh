@@ -63,7 +63,7 @@ MODEL_URI="$(cd "$PROJECT_ROOT" && "$PYTHON" - "$EXPERIMENT" "$SELECTION" "$PORT
 import socket
 import sys
 
-from src.utils.model_loading import RunNotFoundError, model_uri
+from src.utils.commands.model_loading import RunNotFoundError, model_uri
 
 experiment, selection, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 try:

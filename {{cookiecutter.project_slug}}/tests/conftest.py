@@ -13,8 +13,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from mnist_idx_fixture import write_mnist_fixture  # noqa: E402
 
-from src.utils.hydra_setup import setup_hydra  # noqa: E402
-from src.utils.project_paths import CONFIG_DIR  # noqa: E402
+from src.utils.hydra_resolvers import register_resolvers  # noqa: E402
+from src.utils.paths import CONFIG_DIR  # noqa: E402
+from src.utils.sweep.sweeper import register_sweeper  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +28,8 @@ def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def compose_train_config(overrides: list[str] | None = None) -> DictConfig:
     """model01's config as Hydra composes it for `train.py`, with `overrides` applied."""
-    setup_hydra()
+    register_resolvers()
+    register_sweeper()
     with initialize_config_dir(config_dir=str(CONFIG_DIR / "model" / "model01")):
         return compose(config_name="config", overrides=overrides or [], return_hydra_config=True)
 
@@ -46,9 +48,9 @@ def stage_configs(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture
 def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A throwaway MLflow store (artifacts too), so tests never write into logs/mlruns."""
-    import src.utils.mlflow_tracking
+    import src.utils.tracking.store
 
-    monkeypatch.setattr(src.utils.mlflow_tracking, "MLRUNS_DIR", tmp_path / "mlruns")
+    monkeypatch.setattr(src.utils.tracking.store, "MLRUNS_DIR", tmp_path / "mlruns")
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri

@@ -1,14 +1,14 @@
 from conftest import compose_train_config
 from omegaconf import OmegaConf
 
-from src.utils.project_paths import PROJECT_ROOT
+from src.utils.paths import PROJECT_ROOT
 
 
 def test_config_composes_with_the_optuna_sweeper_and_project_folders():
     cfg = compose_train_config()
     assert cfg.experiment_name == "model01"
     assert cfg.optimized_metric == "val/acc"
-    assert cfg.hydra.sweeper._target_ == "src.utils.experiment_sweeper.ExperimentSweeper"
+    assert cfg.hydra.sweeper._target_ == "src.utils.sweep.sweeper.ExperimentSweeper"
     assert cfg.hydra.sweeper.direction == "maximize"
     assert cfg.hydra.sweeper.sampler._target_ == "optuna.samplers.TPESampler"
     assert cfg.hydra.sweeper.storage == f"sqlite:///{PROJECT_ROOT}/logs/optuna.db"
@@ -18,7 +18,7 @@ def test_config_composes_with_the_optuna_sweeper_and_project_folders():
 
 
 def test_stage_configs_point_into_the_project():
-    from src.utils.stage_configs import load_stage_config
+    from src.utils.stages.config import load_stage_config
 
     dataset = load_stage_config("dataset", "dataset01")
     feature = load_stage_config("feature", "feature01")

@@ -9,7 +9,7 @@ from src.dataset.dataset01.mnist_dataset import make_dataset, manifest_path
 from src.dataset.dataset01.mnist_files import RAW_FILES, MNISTFilesError, ensure_mnist_files
 from src.feature.feature01.mnist_datamodule import MNISTDataModule
 from src.feature.feature01.mnist_features import ensure_features
-from src.utils.manifests import read_manifest, sha256_of
+from src.utils.stages.manifests import read_manifest, sha256_of
 
 
 def test_datamodule_splits_a_seeded_validation_fraction(stage_configs):

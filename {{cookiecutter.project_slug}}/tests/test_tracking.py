@@ -7,7 +7,7 @@ from conftest import compose_train_config
 from mlflow import MlflowClient
 from omegaconf import open_dict
 
-from src.utils.training_run import TrainingRun
+from src.utils.tracking.run import TrainingRun
 
 
 def runs_of(uri: str) -> list:

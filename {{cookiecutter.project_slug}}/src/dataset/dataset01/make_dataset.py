@@ -14,10 +14,10 @@ from omegaconf import DictConfig
 
 from src.dataset.dataset01.mnist_dataset import make_dataset, manifest_path
 from src.dataset.dataset01.mnist_files import MNISTFilesError
-from src.utils.hydra_setup import setup_hydra
+from src.utils.hydra_resolvers import register_resolvers
 from src.utils.user_errors import report_as_message
 
-setup_hydra(sweeper=False)
+register_resolvers()
 log = logging.getLogger(__name__)
 
 

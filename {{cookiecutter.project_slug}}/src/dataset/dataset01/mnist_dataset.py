@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from src.dataset.dataset01.mnist_files import RAW_FILES, ensure_mnist_files
-from src.utils.manifests import describe_files, write_manifest
+from src.utils.stages.manifests import describe_files, write_manifest
 
 STAGE = "dataset01"
 

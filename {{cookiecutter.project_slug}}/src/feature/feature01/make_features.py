@@ -13,11 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.dataset.dataset01.mnist_files import MNISTFilesError
 from src.feature.feature01.mnist_features import ensure_features
-from src.utils.hydra_setup import setup_hydra
-from src.utils.stage_configs import load_stage_config
+from src.utils.hydra_resolvers import register_resolvers
+from src.utils.stages.config import load_stage_config
 from src.utils.user_errors import report_as_message
 
-setup_hydra(sweeper=False)
+register_resolvers()
 log = logging.getLogger(__name__)
 
 

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from src.feature.feature01.mnist_features import FeatureSet, ensure_features
-from src.utils.stage_configs import load_stage_config
+from src.utils.stages.config import load_stage_config
 
 
 def as_model_input(images: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 from filelock import FileLock
 
 from src.dataset.dataset01.mnist_dataset import load_split, make_dataset
-from src.utils.manifests import describe_files, digest_of, read_manifest, write_manifest
+from src.utils.stages.manifests import describe_files, digest_of, read_manifest, write_manifest
 
 STAGE = "feature01"
 OUTPUT_FILES = ("train.pt", "test.pt", "stats.json")

@@ -31,15 +31,18 @@ from src.feature.feature01.mnist_datamodule import MNISTDataModule
 from src.model.model01.config_schema import ConfigError, validate_train_config
 from src.model.model01.evaluation import confusion_matrix_image
 from src.model.model01.image_classifier_models import ImageClassifier
-from src.utils.console_noise import quiet_third_party_noise
-from src.utils.hydra_setup import setup_hydra
-from src.utils.mlflow_tracking import TrackingServerUnreachable
-from src.utils.project_paths import LIGHTNING_LOGS_DIR, PROJECT_ROOT, metric_direction
-from src.utils.training_guards import NonFiniteLossError, StopOnNonFiniteLoss, sigterm_as_interrupt
-from src.utils.training_run import TrainingRun
+from src.utils.console import quiet_third_party_noise
+from src.utils.hydra_resolvers import register_resolvers
+from src.utils.interrupts import sigterm_as_interrupt
+from src.utils.paths import LIGHTNING_LOGS_DIR, PROJECT_ROOT, metric_direction
+from src.utils.sweep.sweeper import register_sweeper
+from src.utils.tracking.run import TrainingRun
+from src.utils.tracking.store import TrackingServerUnreachable
+from src.utils.training.guards import NonFiniteLossError, StopOnNonFiniteLoss
 from src.utils.user_errors import report_as_message
 
-setup_hydra()
+register_resolvers()
+register_sweeper()
 gc.freeze()
 gc.enable()
 # Config files may only instantiate Lightning's callbacks (Hydra 1.4's execution policy).

@@ -1,4 +1,4 @@
-"""One MLflow store for the whole project, and the bookkeeping of one training run.
+"""One MLflow store for the whole project: where it is, and opening and closing runs in it.
 
 Tracking URI: $MLFLOW_TRACKING_URI when set (a team server), else the SQLite store
 `logs/mlruns/mlflow.db` with artifacts in `logs/mlruns/artifacts/`, resolved from the
@@ -7,22 +7,10 @@ project root so that training, notebooks and the UI always meet in the same stor
 
 from __future__ import annotations
 
-import getpass
 import os
-import re
-import subprocess
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from src.utils.project_paths import MLRUNS_DIR, PROJECT_ROOT
-from src.utils.stale_runs import owner_tags
-
-# Keys whose values must never reach a tracking server as params (tokens in a URI, say).
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential")
-REDACTED = "***"
-_URL_CREDENTIALS = re.compile(r"(\w[\w+.-]*://)([^:/@\s]+):([^@/\s]+)@")
-
+from src.utils.paths import MLRUNS_DIR
 
 # How long a tracking server may take to answer the first request before we give up.
 # MLflow's own client retries for minutes, which looks like a hang.
@@ -144,101 +132,3 @@ def end_run(
         # Whatever happened to the tag, the run must not stay RUNNING.
         client.set_terminated(run_id, status)
     return status
-
-
-def git_tags(root: Path = PROJECT_ROOT) -> dict[str, str]:
-    """MLflow's standard git tags: commit and a dirty flag (empty outside a repository)."""
-
-    def git(*args: str) -> str | None:
-        try:
-            result = subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return result.stdout.strip() if result.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    if commit is None:
-        return {"git_dirty": "unknown (not a git repository)"}
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return {"mlflow.source.git.commit": commit, "git_dirty": str(bool(dirty)).lower()}
-
-
-def looks_secret(key: str) -> bool:
-    return any(word in key.lower() for word in _SECRET_WORDS)
-
-
-def redact_url_credentials(value: str) -> str:
-    """`postgresql://user:pw@host/db` -> `postgresql://user:***@host/db`."""
-    return _URL_CREDENTIALS.sub(rf"\1\2:{REDACTED}@", value)
-
-
-def redact_tree(value: Any, key: str = "") -> Any:
-    """A copy of a nested config with secret-looking keys and URL passwords redacted."""
-    if isinstance(value, Mapping):
-        return {k: redact_tree(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact_tree(v, key) for v in value]
-    if looks_secret(key) and value is not None:
-        return REDACTED
-    return redact_url_credentials(value) if isinstance(value, str) else value
-
-
-def redact_override(override: str) -> str:
-    """`db.password=x` -> `db.password=***`; URL passwords inside any value too."""
-    key, sep, value = override.partition("=")
-    if sep and looks_secret(key):
-        return f"{key}={REDACTED}"
-    return redact_url_credentials(override)
-
-
-def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """`{"a": {"b": 1}}` -> `{"a.b": "1"}`, with secret-looking values redacted."""
-    flat: dict[str, str] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten_config(value, prefix=f"{name}."))
-        elif looks_secret(str(key)):
-            flat[name] = REDACTED
-        else:
-            flat[name] = redact_url_credentials(str(value))
-    return flat
-
-
-def run_tags(
-    *,
-    entry_point: str,
-    overrides: list[str],
-    model_kind: str,
-    study_name: str | None = None,
-    trial_number: int | None = None,
-    parent_run_id: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, str]:
-    """The tags every training run carries (seed 000's list: code, source, model, sweep)."""
-    tags = {
-        "mlflow.source.name": entry_point,
-        "mlflow.source.type": "LOCAL",
-        "mlflow.user": _user(),
-        "hydra.overrides": " ".join(redact_override(o) for o in overrides),
-        "model_kind": model_kind,
-        **git_tags(),
-        **owner_tags(),
-    }
-    if study_name is not None:
-        tags["study_name"] = study_name
-    if trial_number is not None:
-        tags["trial_number"] = str(trial_number)
-    if parent_run_id is not None:
-        tags["mlflow.parentRunId"] = parent_run_id
-    tags.update({str(k): str(v) for k, v in (extra or {}).items()})
-    return tags
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

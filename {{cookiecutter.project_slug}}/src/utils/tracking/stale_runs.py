@@ -15,13 +15,10 @@ from typing import Any
 
 import optuna
 
+from src.utils.tracking.store import configure_mlflow
+from src.utils.tracking.tags import HOST_TAG, PID_TAG, owner_tags
+
 log = logging.getLogger(__name__)
-
-HOST_TAG, PID_TAG = "process.host", "process.pid"
-
-
-def owner_tags() -> dict[str, str]:
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
 def is_dead_here(host: str | None, pid: str | int | None) -> bool:
@@ -56,8 +53,6 @@ def fail_dead_trials(study: optuna.Study) -> int:
 def kill_dead_runs(cfg: Any) -> int:
     """Mark the experiment's RUNNING MLflow runs whose process died as KILLED."""
     from mlflow import MlflowClient
-
-    from src.utils.mlflow_tracking import configure_mlflow
 
     client = MlflowClient(configure_mlflow(cfg.mlflow.tracking_uri))
     experiment = client.get_experiment_by_name(cfg.experiment_name)

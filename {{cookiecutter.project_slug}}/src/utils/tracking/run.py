@@ -20,21 +20,16 @@ import torch
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.environment_info import (
+from src.utils.tracking.environment import (
     MlflowProjectRun,
     environment_tags,
     installed_packages,
     mlflow_project_run,
 )
-from src.utils.mlflow_tracking import (
-    configure_mlflow,
-    end_run,
-    flatten_config,
-    get_or_create_experiment,
-    redact_override,
-    redact_tree,
-    run_tags,
-)
+from src.utils.tracking.redaction import flatten_config, redact_override, redact_tree
+from src.utils.tracking.registry import MODEL_ARTIFACT
+from src.utils.tracking.store import configure_mlflow, end_run, get_or_create_experiment
+from src.utils.tracking.tags import run_tags
 
 # Keys the sweeper fills in; they describe the run, they are not hyperparameters.
 _SWEEPER_OVERRIDE_PREFIX = "sweep."
@@ -83,7 +78,7 @@ class TrainingRun:
         self._project_run = project_run
         self._tags = tags
         self._resolved = OmegaConf.to_container(cfg, resolve=True)
-        # What is written to the store never holds credentials (see mlflow_tracking).
+        # What is written to the store never holds credentials (see redaction).
         self._resolved_yaml = OmegaConf.to_yaml(OmegaConf.create(redact_tree(self._resolved)))
         self._overrides = [redact_override(o) for o in overrides]
         self.run_id = ""
@@ -193,7 +188,7 @@ class TrainingRun:
         from mlflow.data.meta_dataset import MetaDataset
         from mlflow.entities import DatasetInput, InputTag
 
-        from src.utils.manifests import digest_of
+        from src.utils.stages.manifests import digest_of
 
         dataset_manifest = features.manifest["inputs"]["dataset"]
         dataset_digest = digest_of(dataset_manifest)
@@ -243,7 +238,7 @@ class TrainingRun:
         with mlflow.start_run(run_id=self.run_id), _no_requirement_scan():
             info = mlflow.pytorch.log_model(
                 model,
-                name="model",
+                name=MODEL_ARTIFACT,
                 serialization_format="pickle",
                 signature=infer_signature(example, output),
                 input_example=example,

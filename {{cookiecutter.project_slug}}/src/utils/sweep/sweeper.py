@@ -34,8 +34,8 @@ from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_p
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils import stale_runs
-from src.utils.mlflow_tracking import redact_url_credentials
+from src.utils.tracking import stale_runs
+from src.utils.tracking.redaction import redact_url_credentials
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         return study, done
 
     def sweep(self, arguments: list[str]) -> None:
-        from src.utils.console_noise import quiet_third_party_noise
-        from src.utils.sweep_tracking import SweepParentRun
-        from src.utils.training_guards import sigterm_as_interrupt
+        from src.utils.console import quiet_third_party_noise
+        from src.utils.interrupts import sigterm_as_interrupt
+        from src.utils.tracking.sweep_run import SweepParentRun
 
         quiet_third_party_noise()
         self._process_searchspace_config()
@@ -329,3 +329,14 @@ class ExperimentSweeper(OptunaSweeper):
             custom_search_space,
             params,
         )
+
+
+def register_sweeper() -> None:
+    """Make `hydra.sweeper._target_: src.utils.sweep.sweeper.ExperimentSweeper` known.
+
+    Hydra instantiates only sweepers it has registered; ours lives in the project rather
+    than in a `hydra_plugins` package, so it is registered by hand.
+    """
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance().register(ExperimentSweeper)

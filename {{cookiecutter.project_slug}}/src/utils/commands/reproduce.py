@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from src.utils.mlflow_tracking import configure_mlflow, git_tags
-from src.utils.project_paths import PROJECT_ROOT
+from src.utils.paths import PROJECT_ROOT
+from src.utils.tracking.store import configure_mlflow
+from src.utils.tracking.tags import git_tags
 
 DEFAULT_TOLERANCE = 1e-6
 REPRODUCES_TAG = "reproduces"

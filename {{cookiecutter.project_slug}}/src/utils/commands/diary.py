@@ -1,6 +1,6 @@
 """Append a markdown table of an experiment's top runs from MLflow to its diary entry.
 
-poetry run python -m src.utils.diary model01 [--top 5]
+poetry run python -m src.utils.commands.diary model01 [--top 5]
 """
 
 from __future__ import annotations
@@ -11,14 +11,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from src.utils.model_loading import (
-    RunNotFoundError,
-    best_metric_value,
-    client,
-    get_experiment,
-    is_trial_run,
-)
-from src.utils.project_paths import PROJECT_ROOT, is_minimized
+from src.utils.commands.model_loading import RunNotFoundError, client, get_experiment, is_trial_run
+from src.utils.paths import PROJECT_ROOT, is_minimized
+from src.utils.tracking.registry import best_metric_value
 
 DIARY_DIR = PROJECT_ROOT / "diary"
 # The params worth a column; the rest of the resolved config is one click away in the UI.
@@ -74,7 +69,7 @@ def append_to_diary(experiment_name: str, top: int = 5, diary_dir: Path = DIARY_
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m src.utils.diary", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m src.utils.commands.diary", description=__doc__)
     parser.add_argument("experiment", help="MLflow experiment name, e.g. model01")
     parser.add_argument("--top", type=int, default=5, help="how many runs (default 5)")
     args = parser.parse_args(argv)

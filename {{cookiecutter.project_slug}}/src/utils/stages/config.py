@@ -11,8 +11,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.hydra_setup import register_resolvers
-from src.utils.project_paths import CONFIG_DIR
+from src.utils.hydra_resolvers import register_resolvers
+from src.utils.paths import CONFIG_DIR
 
 
 def load_stage_config(stage: str, name: str, **overrides: Any) -> DictConfig:

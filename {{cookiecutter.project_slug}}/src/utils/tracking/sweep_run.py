@@ -10,12 +10,8 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig
 
-from src.utils.mlflow_tracking import (
-    configure_mlflow,
-    end_run,
-    get_or_create_experiment,
-    run_tags,
-)
+from src.utils.tracking.store import configure_mlflow, end_run, get_or_create_experiment
+from src.utils.tracking.tags import run_tags
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +79,7 @@ class SweepParentRun:
 
         A registry failure is logged, not raised: the sweep's trials are done and logged.
         """
-        from src.utils.model_registry import register_best_trial
+        from src.utils.tracking.registry import register_best_trial
 
         try:
             version = register_best_trial(self.client, experiment_name, study, metric)

@@ -1,7 +1,7 @@
 """Copy an experiment's runs from this project's MLflow store to another one (a team server).
 
-    poetry run python -m src.utils.export_runs model01 --to http://mlflow.example.com:5000
-    poetry run python -m src.utils.export_runs model01 --to http://... --from sqlite:///other.db
+    poetry run python -m src.utils.commands.export_runs model01 --to http://mlflow.example.com:5000
+    poetry run python -m src.utils.commands.export_runs model01 --to http://... --from sqlite:///other.db
 
 Copies, for every run of the experiment: name, status, start and end time, tags, params,
 the full history of every metric, dataset inputs, all artifacts, and the MLflow 3 logged
@@ -22,12 +22,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from src.utils.mlflow_tracking import (
-    TrackingServerUnreachable,
-    check_server,
-    default_tracking_uri,
-    redact_url_credentials,
-)
+from src.utils.tracking.redaction import redact_url_credentials
+from src.utils.tracking.store import TrackingServerUnreachable, check_server, default_tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -216,7 +212,7 @@ def export_experiment(experiment_name: str, source_uri: str, target_uri: str) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m src.utils.export_runs",
+        prog="python -m src.utils.commands.export_runs",
         description="Copy an experiment's MLflow runs (params, metric history, tags, "
         "artifacts, models, parent links) to another tracking store, e.g. a team server.",
     )

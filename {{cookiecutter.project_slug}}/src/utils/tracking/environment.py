@@ -23,7 +23,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from src.utils.project_paths import PROJECT_ROOT
+from src.utils.paths import PROJECT_ROOT
 
 LOCK_FILE = PROJECT_ROOT / "poetry.lock"
 

@@ -16,8 +16,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from src.utils.mlflow_tracking import configure_mlflow
-from src.utils.project_paths import is_minimized
+from src.utils.paths import is_minimized
+from src.utils.tracking.registry import CHAMPION_ALIAS, MODEL_ARTIFACT, best_metric_value
+from src.utils.tracking.store import configure_mlflow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,9 +27,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Experiment, Run
 
-MODEL_ARTIFACT = "model"  # the name TrainingRun.log_pytorch_model logs the model under
 CHECKPOINT_ARTIFACT = "checkpoints/best.ckpt"
-CHAMPION_ALIAS = "champion"
 BEST = "best"
 _LISTED = 8  # how many runs an error message lists
 
@@ -60,15 +59,6 @@ def get_experiment(experiment_name: str, mlflow_client: MlflowClient | None = No
 def is_trial_run(run: Run) -> bool:
     """A training run (single or sweep trial), not a sweep's parent run."""
     return run.data.tags.get("run_kind") != "sweep" and "optimized_metric" in run.data.params
-
-
-def best_metric_value(run: Run, metric: str, mlflow_client: MlflowClient | None = None) -> float:
-    """The run's best epoch value of `metric` (max, or min for losses); NaN if never logged."""
-    history = (mlflow_client or client()).get_metric_history(run.info.run_id, metric)
-    values = [m.value for m in history]
-    if not values:
-        return float("nan")
-    return min(values) if is_minimized(metric) else max(values)
 
 
 def best_run(

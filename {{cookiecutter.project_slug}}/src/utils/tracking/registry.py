@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from src.utils.model_loading import CHAMPION_ALIAS, MODEL_ARTIFACT, best_metric_value
+from src.utils.paths import is_minimized
 
 if TYPE_CHECKING:
     import optuna
@@ -25,9 +25,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MODEL_ARTIFACT = "model"  # the name TrainingRun.log_pytorch_model logs the model under
+CHAMPION_ALIAS = "champion"  # models:/<experiment>@champion: the best model any sweep made
 # Model-version tags that make versions comparable without reading their runs again.
 METRIC_TAG = "optimized_metric"
 VALUE_TAG = "optimized_value"
+
+
+def best_metric_value(run: Run, metric: str, mlflow_client: MlflowClient) -> float:
+    """The run's best epoch value of `metric` (max, or min for losses); NaN if never logged."""
+    history = mlflow_client.get_metric_history(run.info.run_id, metric)
+    values = [m.value for m in history]
+    if not values:
+        return float("nan")
+    return min(values) if is_minimized(metric) else max(values)
 
 
 def trial_run(

@@ -1,0 +1,1 @@
+"""What the dataset, feature and model stages share: another stage's config, manifests."""

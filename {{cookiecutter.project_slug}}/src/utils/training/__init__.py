@@ -1,0 +1,1 @@
+"""Lightning callbacks that every experiment's train.py adds to its Trainer."""
