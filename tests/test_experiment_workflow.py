@@ -159,7 +159,8 @@ def test_diary_table_of_top_runs_from_real_runs(installed_project):
         cwd=project,
     )
     result = run(
-        ["poetry", "run", "python", "-m", "src.utils.commands.diary", "model01", "--top", "3"], cwd=project
+        ["poetry", "run", "python", "-m", "src.utils.commands.diary", "model01", "--top", "3"],
+        cwd=project,
     )
     assert "Appended the top runs of model01" in result.stdout
     text = (project / "diary/model01.md").read_text()
@@ -183,6 +184,8 @@ def test_diary_table_of_top_runs_from_real_runs(installed_project):
     assert values == sorted(values, reverse=True)
 
     missing = run(
-        ["poetry", "run", "python", "-m", "src.utils.commands.diary", "nope"], cwd=project, check=False
+        ["poetry", "run", "python", "-m", "src.utils.commands.diary", "nope"],
+        cwd=project,
+        check=False,
     )
     assert missing.returncode == 2 and "No MLflow experiment named 'nope'" in missing.stderr

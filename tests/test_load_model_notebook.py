@@ -1,4 +1,4 @@
-"""src/utils/commands/model_loading.py and notebooks/load_model.ipynb on the swept project's store."""
+"""commands/model_loading.py and notebooks/load_model.ipynb on the swept project's store."""
 
 from __future__ import annotations
 
