@@ -21,6 +21,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import optuna
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -35,6 +36,7 @@ from src.utils.console import quiet_third_party_noise
 from src.utils.hydra_resolvers import register_resolvers
 from src.utils.interrupts import sigterm_as_interrupt
 from src.utils.paths import LIGHTNING_LOGS_DIR, PROJECT_ROOT, metric_direction
+from src.utils.sweep.pruning import trial_pruning
 from src.utils.sweep.sweeper import register_sweeper
 from src.utils.tracking.run import TrainingRun
 from src.utils.tracking.store import TrackingServerUnreachable
@@ -58,10 +60,15 @@ USER_ERRORS = (
 
 
 @hydra.main(config_path="../../../config/model/model01", config_name="config")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | optuna.TrialPruned:
     quiet_third_party_noise()
     with report_as_message(*USER_ERRORS), sigterm_as_interrupt():
-        return train(cfg)
+        try:
+            return train(cfg)
+        except optuna.TrialPruned as pruned:
+            # Handed to the sweeper as the job's result, which tells Optuna PRUNED: raised,
+            # Hydra would log it as "Job failed" with a traceback. Only sweep trials prune.
+            return pruned
 
 
 def train(cfg: DictConfig) -> float:
@@ -94,9 +101,14 @@ def train(cfg: DictConfig) -> float:
             for c in cfg.callbacks.values()
             if c
         ]
-        callbacks = [checkpoint, StopOnNonFiniteLoss(), *extra]
+        # A sweep trial reports optimized_metric each epoch; the pruner may stop it there
+        # (optuna.TrialPruned: the run ends FINISHED, tagged pruned, without the steps below).
+        pruning = trial_pruning(cfg)
+        callbacks = [checkpoint, StopOnNonFiniteLoss(), *extra, *filter(None, [pruning])]
         trainer = L.Trainer(**cfg.trainer, logger=run.logger, callbacks=callbacks)
         trainer.fit(model, datamodule=datamodule)
+        if pruning is not None:
+            pruning.check_pruned()  # under DDP the ranks learn the decision after fit
         if checkpoint.best_model_score is None:
             raise ConfigError(
                 f"{cfg.optimized_metric} was never logged, so there is no best epoch: "

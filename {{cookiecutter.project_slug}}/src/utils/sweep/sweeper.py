@@ -6,6 +6,9 @@ Same config keys as the stock `hydra-optuna-sweeper`; on top of it this sweeper
 - counts `n_trials` in total: a re-run only runs the trials still missing;
 - reseeds the sampler by the number of trials already in the study, so a resumed sweep
   does not propose its first points again;
+- prunes: each epoch a trial reports `optimized_metric` to its Optuna trial, and the
+  `pruner` (any `optuna.pruners.*`; null: none) stops one that lags behind earlier trials;
+  a pruned trial is PRUNED in Optuna, never a failure (see pruning.py);
 - keeps going when a trial fails (the trial is FAILED in Optuna and MLflow) until more than
   `max_failure_rate` of this invocation's trials have failed, and stops at once on a config
   error, which every trial would repeat; ends with a summary, not a traceback;
@@ -24,6 +27,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +35,11 @@ import optuna
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.sweep.pruning import instantiate_pruner, share_study
 from src.utils.tracking import stale_runs
 from src.utils.tracking.redaction import redact_url_credentials
 
@@ -84,10 +90,17 @@ def _error_of(job: JobReturn) -> BaseException | None:
     return job._return_value if isinstance(job._return_value, BaseException) else None
 
 
+def _pruned(job: JobReturn) -> optuna.TrialPruned | None:
+    """The job's `optuna.TrialPruned`: returned by train.py's main(), or raised."""
+    value = job._return_value
+    return value if isinstance(value, optuna.TrialPruned) else None
+
+
 class _ExperimentSweeperImpl(OptunaSweeperImpl):
-    def __init__(self, sampler_config: Any, *args: Any) -> None:
+    def __init__(self, sampler_config: Any, *args: Any, pruner_config: Any = None) -> None:
         super().__init__(_instantiate_sampler(sampler_config), *args)
         self.sampler_config = sampler_config
+        self.pruner_config = pruner_config
         self.parent_run_id: str | None = None
 
     def _configure_trials(
@@ -111,9 +124,11 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             study_name=self.study_name,
             storage=self.storage,
             sampler=self.sampler,
+            pruner=instantiate_pruner(self.pruner_config),
             directions=directions,
             load_if_exists=True,
         )
+        share_study(self.storage, study)
         revived = stale_runs.fail_dead_trials(study)
         if revived:
             log.warning(f"Marked {revived} trial(s) left RUNNING by a killed sweep as FAILED")
@@ -231,7 +246,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             remaining -= len(trials)
             for trial, job in zip(trials, jobs, strict=True):
                 message = self._tell(study, trial, job)
-                if message is not None:
+                if message is None and (pruned := _pruned(job)) is not None:
+                    log.info(f"Trial {trial.number} pruned: {pruned}")
+                elif message is not None:
                     failures.append((trial.number, message))
                     log.warning(f"Trial {trial.number} failed: {message}")
             if any(m.split(":", 1)[0] in _STOP_AT_ONCE for _, m in failures):
@@ -248,6 +265,10 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
 
     def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, job: JobReturn) -> str | None:
         """Report one finished job to Optuna; return its error message if it failed."""
+        if _pruned(job) is not None:
+            # A decision of the pruner, not a failure: it never counts to max_failure_rate.
+            _tell_finished(study, trial, state=optuna.trial.TrialState.PRUNED)
+            return None
         error = _error_of(job)
         if error is None:
             try:
@@ -317,6 +338,7 @@ class ExperimentSweeper(OptunaSweeper):
         max_failure_rate: float,
         custom_search_space: str | None,
         params: DictConfig | None,
+        pruner: Any | None = None,
     ) -> None:
         self.sweeper = _ExperimentSweeperImpl(
             sampler,
@@ -328,15 +350,30 @@ class ExperimentSweeper(OptunaSweeper):
             max_failure_rate,
             custom_search_space,
             params,
+            pruner_config=pruner,
         )
 
 
+@dataclass
+class ExperimentSweeperConf(OptunaSweeperConf):
+    """The stock sweeper's config keys plus `pruner`."""
+
+    _target_: str = "src.utils.sweep.sweeper.ExperimentSweeper"
+    # An optuna.pruners.* config by _target_; None: never prune.
+    pruner: Any | None = None
+
+
 def register_sweeper() -> None:
-    """Make `hydra.sweeper._target_: src.utils.sweep.sweeper.ExperimentSweeper` known.
+    """Make `hydra/sweeper: experiment` and its sweeper class known to Hydra.
 
     Hydra instantiates only sweepers it has registered; ours lives in the project rather
-    than in a `hydra_plugins` package, so it is registered by hand.
+    than in a `hydra_plugins` package, so it is registered by hand, with a config schema
+    that adds `pruner` to the stock sweeper's keys (the stock schema rejects unknown keys).
     """
+    from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
 
     Plugins.instance().register(ExperimentSweeper)
+    ConfigStore.instance().store(
+        group="hydra/sweeper", name="experiment", node=ExperimentSweeperConf, provider="project"
+    )

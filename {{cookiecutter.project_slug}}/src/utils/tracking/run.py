@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import optuna
 import torch
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
@@ -164,12 +165,21 @@ class TrainingRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        # A sweep's pruner stopped the trial: a decision, not an error. The run keeps what it
+        # logged and ends FINISHED, tagged so the UI can filter pruned trials out.
+        pruned = isinstance(exc, optuna.TrialPruned)
         try:
-            if exc is not None:
+            if pruned:
+                from mlflow.entities import RunTag
+
+                epoch = getattr(exc, "epoch", None)  # set by src.utils.sweep.pruning
+                tags = [RunTag("pruned", "true"), RunTag("pruned_at_epoch", str(epoch))]
+                self.client.log_batch(self.run_id, tags=tags)
+            elif exc is not None:
                 trace = "".join(traceback.format_exception(exc_type, exc, tb))
                 self.log_text(trace, "error.txt")
         finally:
-            end_run(self.client, self.run_id, exc)
+            end_run(self.client, self.run_id, None if pruned else exc)
         return False
 
     def log_text(self, text: str, artifact_file: str) -> None:

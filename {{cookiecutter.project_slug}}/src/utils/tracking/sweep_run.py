@@ -50,7 +50,7 @@ class SweepParentRun:
         return False
 
     def log_study_summary(self, study: optuna.Study) -> None:
-        """Best value and params, trial counts, and Optuna's plots, on the parent run."""
+        """Best value and params, trial counts (complete, pruned, failed), and Optuna's plots."""
         trials = study.get_trials(deepcopy=False)
         counts = {state.name: 0 for state in optuna.trial.TrialState}
         for trial in trials:
@@ -60,7 +60,13 @@ class SweepParentRun:
             "direction": study.direction.name.lower(),
             "trial_counts": {k: v for k, v in counts.items() if v},
         }
-        metrics = {"n_trials": float(len(trials)), "n_complete": float(counts["COMPLETE"])}
+        # Pruned trials were stopped on purpose (the pruner), failed ones by an error.
+        metrics = {
+            "n_trials": float(len(trials)),
+            "n_complete": float(counts["COMPLETE"]),
+            "n_pruned": float(counts["PRUNED"]),
+            "n_failed": float(counts["FAIL"]),
+        }
         if counts["COMPLETE"]:
             best = study.best_trial
             summary.update(best_value=best.value, best_params=best.params, best_trial=best.number)

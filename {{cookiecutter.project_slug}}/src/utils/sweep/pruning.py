@@ -1,0 +1,126 @@
+"""Optuna pruning for a sweep's trials: stop a trial whose epochs lag behind earlier trials'.
+
+`hydra.sweeper.pruner` picks the rule (any `optuna.pruners.*` by `_target_`; null: never
+prune). Each epoch a trial reports `optimized_metric` to its Optuna trial and stops when
+the pruner says so; train() then raises `optuna.TrialPruned`, as any Optuna objective
+does, its MLflow run ends FINISHED with `pruned=true` and `pruned_at_epoch=<epoch>` tags,
+and the sweeper tells Optuna PRUNED.
+
+A trial may run in the sweep's process (the basic launcher), in a joblib worker, in a
+submitit job or on a Slurm node, so it reaches its Optuna trial the one way that works in
+all of them: through the study's storage (`hydra.sweeper.storage`, read from the job's own
+Hydra config, so the URL and its password never travel in an override), by study name and
+trial number (the `sweep.*` keys the sweeper sets). In the sweep's own process the
+sweeper's study object is reused, which saves opening the storage once per trial.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig, OmegaConf
+from optuna_integration import PyTorchLightningPruningCallback
+
+log = logging.getLogger(__name__)
+
+# Config files may only instantiate Optuna's pruners (Hydra 1.4's execution policy).
+PRUNER_TARGETS = ("optuna.pruners.*",)
+# Studies this process has opened, by (storage URL, study name): the sweeper's own study
+# in the basic launcher's process; in a joblib worker, the one every later trial reuses.
+_studies: dict[tuple[str, str], optuna.Study] = {}
+
+
+def instantiate_pruner(config: Any) -> optuna.pruners.BasePruner:
+    """The configured pruner; `null` is Optuna's NopPruner, which never prunes."""
+    from hydra.utils import instantiate
+
+    if config is None:
+        return optuna.pruners.NopPruner()
+    return instantiate(config, _execution_whitelist_=PRUNER_TARGETS)
+
+
+def share_study(storage: Any, study: optuna.Study) -> None:
+    """Let trials run in this process (the basic launcher) report to `study` directly."""
+    _studies[(str(storage), study.study_name)] = study
+
+
+def attach_trial(
+    study_name: str, trial_number: int, storage: Any, pruner_config: Any
+) -> optuna.trial.Trial:
+    """The running Optuna trial `trial_number` of `study_name`, from any process.
+
+    The study is loaded with the configured pruner: `trial.should_prune()` asks the
+    study's pruner, and a loaded study would otherwise have Optuna's default one.
+    """
+    key = (str(storage), study_name)
+    study = _studies.get(key)
+    if study is None:
+        study = optuna.load_study(
+            study_name=study_name, storage=storage, pruner=instantiate_pruner(pruner_config)
+        )
+        _studies[key] = study
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(
+        study._study_id, trial_number
+    )
+    return optuna.trial.Trial(study, trial_id)
+
+
+class TrialPruning(PyTorchLightningPruningCallback):
+    """optuna-integration's Lightning pruning callback, which also says at which epoch.
+
+    The integration is kept rather than rewritten: it reports `monitor` once per
+    validation (skipping the sanity check), supports `lightning.pytorch` (Lightning 2.x)
+    and DDP (rank 0 decides and broadcasts; `check_pruned()` after fit raises in every
+    rank, which needs an RDB storage: SQLite or PostgreSQL, as configured here). The
+    epoch goes onto the raised `optuna.TrialPruned` as `.epoch` (it survives pickling
+    back from a joblib or submitit worker) for the MLflow run's tags.
+    """
+
+    def __init__(self, trial: optuna.trial.Trial, monitor: str) -> None:
+        super().__init__(trial, monitor)
+        self.last_epoch: int | None = None
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.sanity_checking:
+            self.last_epoch = int(pl_module.current_epoch)
+        try:
+            super().on_validation_end(trainer, pl_module)
+        except optuna.TrialPruned as pruned:
+            pruned.epoch = self.last_epoch  # type: ignore[attr-defined]
+            raise
+
+    def check_pruned(self) -> None:
+        try:
+            super().check_pruned()
+        except optuna.TrialPruned as pruned:
+            pruned.epoch = self.last_epoch  # type: ignore[attr-defined]
+            raise
+
+
+def trial_pruning(cfg: DictConfig) -> TrialPruning | None:
+    """The pruning callback of a sweep trial; None for a single run or `pruner: null`."""
+    from hydra.core.hydra_config import HydraConfig
+
+    sweep = cfg.sweep
+    if sweep.trial_number is None or sweep.study_name is None:
+        return None  # a single run is never pruned: nothing to compare it with
+    if not HydraConfig.initialized():
+        return None
+    sweeper = HydraConfig.get().sweeper
+    pruner = OmegaConf.select(sweeper, "pruner", default=None)
+    if pruner is None:
+        return None
+    storage = OmegaConf.select(sweeper, "storage", default=None)
+    if storage is None and (str(storage), sweep.study_name) not in _studies:
+        log.warning(
+            "Pruning is off for this trial: its process cannot reach an in-memory study "
+            "(set hydra.sweeper.storage, e.g. the default sqlite:///.../logs/optuna.db)"
+        )
+        return None
+    trial = attach_trial(sweep.study_name, int(sweep.trial_number), storage, pruner)
+    if len(trial.study.directions) > 1:
+        log.warning("Pruning is off for this trial: Optuna prunes single-objective studies only")
+        return None
+    return TrialPruning(trial, cfg.optimized_metric)
