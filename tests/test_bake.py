@@ -82,6 +82,7 @@ EXPECTED_FILES = {
     "src/utils/stages/config.py",
     "src/utils/stages/manifests.py",
     "src/utils/sweep/__init__.py",
+    "src/utils/sweep/pruning.py",
     "src/utils/sweep/sweeper.py",
     "src/utils/tracking/__init__.py",
     "src/utils/tracking/environment.py",
