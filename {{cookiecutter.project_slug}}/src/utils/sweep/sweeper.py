@@ -375,5 +375,9 @@ def register_sweeper() -> None:
 
     Plugins.instance().register(ExperimentSweeper)
     ConfigStore.instance().store(
-        group="hydra/sweeper", name="experiment", node=ExperimentSweeperConf, provider="project"
+        group="hydra/sweeper",
+        name="experiment",
+        node=ExperimentSweeperConf,
+        provider="project",
+        replace=True,
     )

@@ -96,13 +96,18 @@ class SweepParentRun:
             self.client.set_tag(self.run_id, "champion_version", version.version)
 
     def _log_plots(self, study: optuna.Study, n_complete: int) -> None:
+        history = "plots/optimization_history.png"
+        if not n_complete:
+            # Pruned and failed trials have no objective value: the plot would be empty.
+            self.client.set_tag(self.run_id, f"plot_skipped.{history}", "no completed trial")
+            return
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         from optuna.visualization import matplotlib as optuna_plots
 
-        plots = {"plots/optimization_history.png": optuna_plots.plot_optimization_history}
+        plots = {history: optuna_plots.plot_optimization_history}
         importances = "plots/param_importances.png"
         searched = {name for trial in study.trials for name in trial.distributions}
         if len(searched) < 2:
