@@ -156,6 +156,8 @@ def run_project(script: str, args: list[str]) -> None:
                     wall_s=time.perf_counter() - start,
                     cpu_s=time.process_time() - cpu,
                     epochs=int(self.current_epoch),
+                    # Epochs begun, the one a pruned or failed fit stopped in included.
+                    epochs_started=int(self.fit_loop.epoch_progress.total.started),
                     batches_per_epoch=int(self.num_training_batches),
                 )
 

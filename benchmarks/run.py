@@ -21,6 +21,10 @@ in one run on one machine:
 3. MLflow: store creation, cost per logged metric value (sync and async), and time to the
    first HTTP 200 of `scripts/mlflow_ui.sh` and of stock `mlflow ui`.
 4. Peak RSS of the sweep process.
+5. Pruning (`--parts search`): the same seeded sweep over a space with bad regions
+   (learning rates over five decades, dropout up to 0.7), several epochs per trial, run
+   once with the project's default pruner and once with `hydra.sweeper.pruner=null`:
+   wall time, epochs trained and best value of each, and the wall time saved.
 
 The project goes on PYTHONPATH instead of being pip-installed (same import path as an
 editable install), so the benchmark never replaces a project installed in this
@@ -65,6 +69,9 @@ class Plan:
     sweep_args: tuple[str, ...]
     mlflow_values: int
     stock_ui: bool
+    search_trials: int
+    search_epochs: int
+    search_args: tuple[str, ...]
 
 
 FULL = Plan(
@@ -77,6 +84,9 @@ FULL = Plan(
     sweep_args=("trainer.max_epochs=1",),
     mlflow_values=500,
     stock_ui=True,
+    search_trials=16,
+    search_epochs=8,
+    search_args=(),
 )
 QUICK = Plan(
     sizes=(300, 600),
@@ -93,6 +103,14 @@ QUICK = Plan(
     ),
     mlflow_values=40,
     stock_ui=False,
+    search_trials=2,
+    search_epochs=2,
+    search_args=(
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "mlflow.log_model=false",
+    ),
 )
 
 # Targets from the issue; anchors measured with lightning-hydra-template on 1,500 images.
@@ -103,6 +121,8 @@ TARGETS = {
     "per_trial_overhead_s": ("<= 0.3", "0.60"),
     "sweep_peak_rss_mb": (None, "1080"),
     "store_creation_s": (None, "~8"),
+    "search_wall_saved": (">= 40 %", None),
+    "search_best_gap_pp": ("<= 1", None),
 }
 
 
@@ -293,6 +313,64 @@ def measure_sweep(project: Project, plan: Plan) -> dict:
     }
 
 
+# Bad regions on purpose: below ~1e-4 the network barely learns in a few epochs, above ~1e-1
+# Adam diverges or stalls; a high dropout slows learning. Pruning has something to stop.
+SEARCH_SPACE = ("learning_rate=tag(log, interval(1e-5, 1))", "model.dropout=interval(0, 0.7)")
+
+
+def measure_search(project: Project, plan: Plan) -> dict:
+    """One seeded sweep with the default pruner, the same without; each its own study."""
+    import optuna
+
+    arms: dict[str, dict] = {}
+    for arm, pruner_args in (("pruned", ()), ("unpruned", ("hydra.sweeper.pruner=null",))):
+        name = f"bench-search-{arm}"
+        start, end, events = project.child(
+            "project",
+            TRAIN,
+            "-m",
+            *SEARCH_SPACE,
+            f"hydra.sweeper.n_trials={plan.search_trials}",
+            f"hydra.sweeper.study_name={name}",
+            # Diverging trials are part of the space: they must not stop the sweep.
+            "hydra.sweeper.max_failure_rate=1",
+            f"trainer.max_epochs={plan.search_epochs}",
+            *pruner_args,
+            *plan.search_args,
+        )
+        storage = f"sqlite:///{project.root / 'logs' / 'optuna.db'}"
+        trials = optuna.load_study(study_name=name, storage=storage).trials
+        states = {state.name: 0 for state in optuna.trial.TrialState}
+        for trial in trials:
+            states[trial.state.name] += 1
+        complete = [t.value for t in trials if t.state.name == "COMPLETE"]
+        fits = only(events, "fit_end")
+        arms[arm] = {
+            "wall_s": end - start,
+            "trials": len(trials),
+            "complete": states["COMPLETE"],
+            "pruned": states["PRUNED"],
+            "failed": states["FAIL"],
+            "epochs_trained": sum(f["epochs_started"] for f in fits),
+            "best_value": max(complete) if complete else float("nan"),
+        }
+        log(
+            f"search, {arm}: {arms[arm]['wall_s']:.1f} s, {arms[arm]['epochs_trained']} epochs, "
+            f"{states['PRUNED']} pruned, {states['FAIL']} failed, best {arms[arm]['best_value']}"
+        )
+    pruned, unpruned = arms["pruned"], arms["unpruned"]
+    return {
+        **arms,
+        "space": list(SEARCH_SPACE),
+        "epochs_per_trial": plan.search_epochs,
+        "wall_ratio": pruned["wall_s"] / unpruned["wall_s"],
+        "wall_saved": 1 - pruned["wall_s"] / unpruned["wall_s"],
+        "epochs_ratio": pruned["epochs_trained"] / max(1, unpruned["epochs_trained"]),
+        # Percentage points of val/acc lost by pruning (negative: pruning found better).
+        "best_gap_pp": 100 * (unpruned["best_value"] - pruned["best_value"]),
+    }
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -421,6 +499,42 @@ def table(figures: dict) -> str:
             ),
             row("sweep process peak RSS", sweep["peak_rss_mb"], "MB", "sweep_peak_rss_mb"),
         ]
+    if "search" in figures:
+        search = figures["search"]
+        for arm, label in (("pruned", "default pruner"), ("unpruned", "pruner=null")):
+            data = search[arm]
+            lines.append(
+                row(
+                    f"search, {label}: wall ({data['trials']} trials, "
+                    f"{search['epochs_per_trial']} epochs each)",
+                    data["wall_s"],
+                    "s",
+                )
+            )
+            lines.append(
+                row(
+                    f"search, {label}: epochs trained / trials pruned / failed",
+                    data["epochs_trained"],
+                    f"/ {data['pruned']} / {data['failed']}",
+                )
+            )
+            lines.append(row(f"search, {label}: best val/acc", data["best_value"], ""))
+        lines.append(
+            row(
+                "wall time saved by pruning `search_wall_saved`",
+                100 * search["wall_saved"],
+                f"% (ratio {search['wall_ratio']:.2f}, epochs {search['epochs_ratio']:.2f})",
+                "search_wall_saved",
+            )
+        )
+        lines.append(
+            row(
+                "best val/acc lost by pruning `search_best_gap_pp`",
+                search["best_gap_pp"],
+                "pp",
+                "search_best_gap_pp",
+            )
+        )
     if "mlflow" in figures:
         ml = figures["mlflow"]
         lines += [
@@ -474,8 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--parts",
-        default="training,sweep,mlflow",
-        help="comma-separated subset of training,sweep,mlflow (default: all)",
+        default="training,sweep,mlflow,search",
+        help="comma-separated subset of training,sweep,mlflow,search (default: all)",
     )
     args = parser.parse_args(argv)
     args.parts = set(args.parts.split(","))
@@ -499,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         parts: dict[str, dict] = {}
         if "training" in args.parts:
             parts["training"] = measure_training(project, plan, plan.sizes[1], plan.repeats_large)
-        if "training" in args.parts or "sweep" in args.parts:
+        if args.parts & {"training", "sweep", "search"}:
             # Also leaves the small data in place (its cache built) for the sweep.
             repeats = plan.repeats_small if "training" in args.parts else 1
             parts["training_small"] = measure_training(project, plan, plan.sizes[0], repeats)
@@ -509,6 +623,9 @@ def main(argv: list[str] | None = None) -> int:
         if "mlflow" in args.parts:
             log("mlflow")
             parts["mlflow"] = measure_mlflow(project, plan)
+        if "search" in args.parts:
+            log("search (pruning)")
+            parts["search"] = measure_search(project, plan)
     finally:
         if args.keep:
             log(f"kept {workdir}")
@@ -527,6 +644,9 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("startup_s", "per_trial_overhead_s"):
             figures[key] = parts["sweep"][key]
         figures["sweep_peak_rss_mb"] = parts["sweep"]["peak_rss_mb"]
+    if "search" in parts:
+        figures["search_wall_saved"] = parts["search"]["wall_saved"]
+        figures["search_best_gap_pp"] = parts["search"]["best_gap_pp"]
     figures.update(parts)
     figures["load_average_at_end"] = list(os.getloadavg())
     figures["benchmark_wall_s"] = time.time() - started

@@ -33,5 +33,12 @@ def test_quick_benchmark_writes_positive_figures(tmp_path: Path):
         assert isinstance(value, int | float) and math.isfinite(value) and value > 0, (key, value)
     for key in ("store_creation_s", "log_metric_sync_s", "ui_script_first_200_s"):
         assert figures["mlflow"][key] > 0, key
+    for arm in ("pruned", "unpruned"):  # the pruning part (`--parts search`)
+        search = figures["search"][arm]
+        assert search["wall_s"] > 0 and search["trials"] == 2, (arm, search)
+        assert search["epochs_trained"] > 0 and 0 <= search["best_value"] <= 1, (arm, search)
+    assert figures["search"]["unpruned"]["pruned"] == 0, "pruner=null pruned a trial"
+    assert math.isfinite(figures["search_wall_saved"])
     assert "| overhead ratio `overhead_ratio` |" in result.stdout
+    assert "`search_wall_saved`" in result.stdout
     assert "Machine:" in result.stdout and "torch" in result.stdout
