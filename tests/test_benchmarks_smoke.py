@@ -36,7 +36,8 @@ def test_quick_benchmark_writes_positive_figures(tmp_path: Path):
     for arm in ("pruned", "unpruned"):  # the pruning part (`--parts search`)
         search = figures["search"][arm]
         assert search["wall_s"] > 0 and search["trials"] == 2, (arm, search)
-        assert search["epochs_trained"] > 0 and 0 <= search["best_value"] <= 1, (arm, search)
+        assert search["epochs_trained"] > 0, (arm, search)
+        assert search["complete"] + search["pruned"] + search["failed"] == 2, (arm, search)
     assert figures["search"]["unpruned"]["pruned"] == 0, "pruner=null pruned a trial"
     assert math.isfinite(figures["search_wall_saved"])
     assert "| overhead ratio `overhead_ratio` |" in result.stdout
