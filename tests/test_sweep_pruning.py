@@ -129,16 +129,11 @@ def test_pruner_null_prunes_nothing(installed_project):
     import optuna
 
     project = installed_project
-    result = run(
-        [
-            *TRAIN,
-            "learning_rate=interval(0.0012,0.0013)",
-            "hydra.sweeper.n_trials=2",
-            "hydra.sweeper.pruner=null",
-            *THREE_EPOCHS,
-        ],
-        cwd=project,
-    )
+    # The README's command, small.
+    readme = "poetry run python src/model/model01/train.py -m hydra.sweeper.pruner=null"
+    command = [*readme.split(), "learning_rate=interval(0.001,0.003)"]
+    assert f"{readme} 'learning_rate=interval(0.001,0.003)'" in (project / "README.md").read_text()
+    result = run([*command, "hydra.sweeper.n_trials=2", *THREE_EPOCHS], cwd=project)
     name = study_name_of(result.stdout + result.stderr)
     trials = optuna_trials(sqlite_storage(project), name)
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
