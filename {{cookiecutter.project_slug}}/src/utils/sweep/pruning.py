@@ -61,9 +61,7 @@ def attach_trial(
             study_name=study_name, storage=storage, pruner=instantiate_pruner(pruner_config)
         )
         _studies[key] = study
-    trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-        study._study_id, trial_number
-    )
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, trial_number)
     return optuna.trial.Trial(study, trial_id)
 
 

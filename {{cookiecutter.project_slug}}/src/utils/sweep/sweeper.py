@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
@@ -208,60 +209,136 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         fixed_params: dict,
         fixed_overrides: list[str],
     ) -> list[tuple[int, str]]:
-        allowed = math.floor(self.max_failure_rate * to_run)
+        space = (distributions, fixed_params, fixed_overrides)
+        if self.n_jobs > 1 and not isinstance(self.launcher, BasicLauncher):
+            return self._run_trials_refilling(study, to_run, space)
         failures: list[tuple[int, str]] = []
         remaining = to_run
-        seed = OmegaConf.select(self.sampler_config, "seed")
-        partial = OmegaConf.select(self.sampler_config, "_partial_", default=False)
         while remaining > 0:
-            # Other workers may add to the same study (a shared storage such as PostgreSQL):
-            # never ask beyond n_trials finished or running trials in the study. Alone, this
-            # changes nothing: the study then holds only this loop's trials.
-            taken = len(study.get_trials(deepcopy=False, states=(*FINISHED_STATES, RUNNING)))
-            remaining = min(remaining, self.n_trials - taken)
-            if remaining <= 0:
-                log.info(f"The study has its {self.n_trials} trials (other workers ran the rest)")
+            trials = self._ask(study, min(remaining, self.n_jobs), remaining)
+            if not trials:
                 break
-            trials = [study.ask() for _ in range(min(remaining, self.n_jobs))]
-            if seed is not None and not partial:
-                # Seeded by trial number: workers started together on one study would
-                # otherwise propose the same points; alone, runs stay repeatable.
-                reseeded = OmegaConf.merge(
-                    self.sampler_config, {"seed": int(seed) + trials[0].number}
-                )
-                study.sampler = _instantiate_sampler(reseeded)
-            overrides = self._configure_trials(trials, distributions, fixed_params, fixed_overrides)
+            overrides = self._configure_trials(trials, *space)
             try:
                 jobs = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             except BaseException:
                 # Ctrl-C, SIGTERM or a launcher crash: these trials will never report back.
-                for trial in trials:
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                log.error(
-                    f"Sweep interrupted: trial(s) {[t.number for t in trials]} marked FAILED, "
-                    "the parent run KILLED. Run the same command again to resume the study."
-                )
+                self._fail_interrupted(study, trials)
                 raise
             self.job_idx += len(jobs)
             remaining -= len(trials)
             for trial, job in zip(trials, jobs, strict=True):
-                message = self._tell(study, trial, job)
-                if message is None and (pruned := _pruned(job)) is not None:
-                    log.info(f"Trial {trial.number} pruned: {pruned}")
-                elif message is not None:
-                    failures.append((trial.number, message))
-                    log.warning(f"Trial {trial.number} failed: {message}")
-            if any(m.split(":", 1)[0] in _STOP_AT_ONCE for _, m in failures):
-                raise SweepStopped(
-                    _summary(failures, to_run, "the config is invalid, so every trial would fail")
-                )
-            if len(failures) > allowed:
-                reason = (
-                    f"{len(failures)} failed trial(s) is more than max_failure_rate="
-                    f"{self.max_failure_rate} of {to_run} allows ({allowed})"
-                )
-                raise SweepStopped(_summary(failures, to_run, reason))
+                self._record(study, trial, job, failures)
+            self._check_failures(failures, to_run)
         return failures
+
+    def _run_trials_refilling(
+        self, study: optuna.Study, to_run: int, space: tuple[dict, dict, list[str]]
+    ) -> list[tuple[int, str]]:
+        """Keep n_jobs trials in flight: a trial that ends (pruned, say) is replaced at once.
+
+        A launcher returns when every job of its batch has ended, so with batches a pruned
+        trial's worker would wait for the slowest trial of its batch (Hydra issue 1954).
+        Here each trial is a batch of one, launched from its own thread; the launcher's
+        workers (joblib's process pool, submitit jobs) run them side by side. The basic
+        launcher runs trials in this process, where only the main thread gets Ctrl-C: it
+        keeps the batch loop above.
+        """
+        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+        failures: list[tuple[int, str]] = []
+        remaining = to_run
+        running: dict[Future, optuna.trial.Trial] = {}
+        stopped: SweepStopped | None = None
+        pool = ThreadPoolExecutor(self.n_jobs, thread_name_prefix="trial")
+        try:
+            while True:
+                while stopped is None and remaining > 0 and len(running) < self.n_jobs:
+                    trials = self._ask(study, 1, remaining)
+                    if not trials:
+                        remaining = 0
+                        break
+                    overrides = self._configure_trials(trials, *space)
+                    future = pool.submit(self.launcher.launch, overrides, self.job_idx)
+                    running[future] = trials[0]
+                    self.job_idx += 1
+                    remaining -= 1
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    (job,) = future.result()  # a launcher crash raises here
+                    self._record(study, running.pop(future), job, failures)
+                if stopped is None:
+                    try:
+                        self._check_failures(failures, to_run)
+                    except SweepStopped as error:
+                        stopped = error  # the running trials finish and are told first
+        except BaseException:
+            self._fail_interrupted(study, list(running.values()))
+            _stop_joblib_workers()
+            raise
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if stopped is not None:
+            raise stopped
+        return failures
+
+    def _ask(self, study: optuna.Study, count: int, remaining: int) -> list[optuna.trial.Trial]:
+        """Up to `count` new trials, never beyond n_trials in the study; [] when it is full."""
+        # Other workers may add to the same study (a shared storage such as PostgreSQL):
+        # never ask beyond n_trials finished or running trials in the study. Alone, this
+        # changes nothing: the study then holds only this sweep's trials.
+        taken = len(study.get_trials(deepcopy=False, states=(*FINISHED_STATES, RUNNING)))
+        if min(remaining, self.n_trials - taken) <= 0:
+            log.info(f"The study has its {self.n_trials} trials (other workers ran the rest)")
+            return []
+        trials = [study.ask() for _ in range(min(count, remaining, self.n_trials - taken))]
+        seed = OmegaConf.select(self.sampler_config, "seed")
+        partial = OmegaConf.select(self.sampler_config, "_partial_", default=False)
+        if seed is not None and not partial:
+            # Seeded by trial number: workers started together on one study would
+            # otherwise propose the same points; alone, runs stay repeatable.
+            reseeded = OmegaConf.merge(self.sampler_config, {"seed": int(seed) + trials[0].number})
+            study.sampler = _instantiate_sampler(reseeded)
+        return trials
+
+    def _record(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.Trial,
+        job: JobReturn,
+        failures: list[tuple[int, str]],
+    ) -> None:
+        message = self._tell(study, trial, job)
+        if message is None and (pruned := _pruned(job)) is not None:
+            log.info(f"Trial {trial.number} pruned: {pruned}")
+        elif message is not None:
+            failures.append((trial.number, message))
+            log.warning(f"Trial {trial.number} failed: {message}")
+
+    def _check_failures(self, failures: list[tuple[int, str]], to_run: int) -> None:
+        """Raise SweepStopped on a config error or more failures than max_failure_rate."""
+        if any(m.split(":", 1)[0] in _STOP_AT_ONCE for _, m in failures):
+            raise SweepStopped(
+                _summary(failures, to_run, "the config is invalid, so every trial would fail")
+            )
+        allowed = math.floor(self.max_failure_rate * to_run)
+        if len(failures) > allowed:
+            reason = (
+                f"{len(failures)} failed trial(s) is more than max_failure_rate="
+                f"{self.max_failure_rate} of {to_run} allows ({allowed})"
+            )
+            raise SweepStopped(_summary(failures, to_run, reason))
+
+    @staticmethod
+    def _fail_interrupted(study: optuna.Study, trials: list[optuna.trial.Trial]) -> None:
+        for trial in trials:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        log.error(
+            f"Sweep interrupted: trial(s) {[t.number for t in trials]} marked FAILED, "
+            "the parent run KILLED. Run the same command again to resume the study."
+        )
 
     def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, job: JobReturn) -> str | None:
         """Report one finished job to Optuna; return its error message if it failed."""
@@ -303,6 +380,21 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             ),
             sweep_dir / "optimization_results.yaml",
         )
+
+
+def _stop_joblib_workers() -> None:
+    """Kill joblib's worker processes, as an interrupted joblib.Parallel does itself.
+
+    Their trials run in other threads' Parallel calls, which an interrupt of this thread
+    does not reach; a worker left running would keep training a trial told FAILED.
+    """
+    try:
+        from joblib.externals.loky import reusable_executor
+    except ImportError:
+        return
+    executor = getattr(reusable_executor, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=False, kill_workers=True)
 
 
 def _tell_finished(study: optuna.Study, trial: optuna.trial.Trial, **outcome: Any) -> None:
