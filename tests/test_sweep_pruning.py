@@ -204,3 +204,33 @@ def test_two_workers_prune_trials_of_one_postgres_study(
     for logged in runs.values():
         assert postgres_server.password not in json.dumps(logged.data.params)
         assert postgres_server.password not in json.dumps(logged.data.tags)
+
+
+def test_parallel_trials_refill_a_freed_slot_at_once(installed_project):
+    """n_jobs=2 under joblib: the third trial starts when the first trial ends, not when
+    the slowest trial of a batch does (Hydra issue 1954), so a pruned trial's worker is
+    not left idle. Three epoch counts far apart make the first two trials end apart."""
+    project = installed_project
+    result = run(
+        [
+            *TRAIN,
+            "hydra/sweeper/sampler=grid",
+            "trainer.max_epochs=choice(1,10,20)",
+            "hydra/launcher=joblib",
+            "hydra.sweeper.n_jobs=2",
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.pruner=null",
+            *(a for a in SMALL_RUN if not a.startswith("trainer.max_epochs=")),
+            "callbacks.early_stopping=null",
+            "mlflow.log_model=false",
+        ],
+        cwd=project,
+    )
+    name = study_name_of(result.stdout + result.stderr)
+    _, _, runs = mlflow_runs(project, name)
+    assert sorted(runs) == [0, 1, 2]
+    first, second, third = (runs[n].info for n in (0, 1, 2))
+    assert third.start_time >= min(first.end_time, second.end_time)
+    assert third.start_time < max(first.end_time, second.end_time), (
+        "the third trial waited for the slower trial of the first two"
+    )
