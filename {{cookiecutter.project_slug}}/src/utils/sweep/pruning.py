@@ -55,12 +55,18 @@ def attach_trial(
     study's pruner, and a loaded study would otherwise have Optuna's default one.
     """
     key = (str(storage), study_name)
-    study = _studies.get(key)
-    if study is None:
-        study = optuna.load_study(
+    opened = _studies.get(key)
+    if opened is None:
+        opened = optuna.load_study(
             study_name=study_name, storage=storage, pruner=instantiate_pruner(pruner_config)
         )
-        _studies[key] = study
+        _studies[key] = opened
+    # A view that never samples: a new Trial asks the study's sampler for its relative
+    # params, work a trial that only reports does not need, which in the sweep's process
+    # would also draw from the sweeper's seeded sampler.
+    study = optuna.study.Study(
+        study_name, opened._storage, sampler=optuna.samplers.RandomSampler(), pruner=opened.pruner
+    )
     trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, trial_number)
     return optuna.trial.Trial(study, trial_id)
 
