@@ -276,7 +276,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
                         stopped = error  # the running trials finish and are told first
         except BaseException:
             self._fail_interrupted(study, list(running.values()))
-            _stop_joblib_workers()
+            _stop_joblib_workers(list(running))
             raise
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -382,19 +382,34 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         )
 
 
-def _stop_joblib_workers() -> None:
-    """Kill joblib's worker processes, as an interrupted joblib.Parallel does itself.
+def _stop_joblib_workers(running: Any) -> None:
+    """Stop joblib's worker processes, as an interrupted joblib.Parallel does itself.
 
     Their trials run in other threads' Parallel calls, which an interrupt of this thread
-    does not reach; a worker left running would keep training a trial told FAILED.
+    does not reach. Ctrl-C in a terminal reaches the workers too, and they end their runs
+    KILLED; a SIGTERM to the sweep alone does not, so the workers still running after a
+    grace period get the terminal's SIGINT, then are killed: a worker left running would
+    train on for a trial already told FAILED.
     """
+    import os
+    import signal
+    from concurrent.futures import wait
+
     try:
         from joblib.externals.loky import reusable_executor
     except ImportError:
         return
     executor = getattr(reusable_executor, "_executor", None)
-    if executor is not None:
-        executor.shutdown(wait=False, kill_workers=True)
+    if executor is None:
+        return
+    if wait(running, timeout=5).not_done:
+        for process in list(getattr(executor, "_processes", {}).values()):
+            try:
+                os.kill(process.pid, signal.SIGINT)
+            except (ProcessLookupError, AttributeError):
+                pass
+        wait(running, timeout=15)
+    executor.shutdown(wait=False, kill_workers=True)
 
 
 def _tell_finished(study: optuna.Study, trial: optuna.trial.Trial, **outcome: Any) -> None:
