@@ -318,8 +318,11 @@ def measure_sweep(project: Project, plan: Plan) -> dict:
 SEARCH_SPACE = ("learning_rate=tag(log, interval(1e-5, 1))", "model.dropout=interval(0, 0.7)")
 
 
-def measure_search(project: Project, plan: Plan) -> dict:
-    """One seeded sweep with the default pruner, the same without; each its own study."""
+def measure_search(project: Project, plan: Plan, extra: tuple[str, ...] = ()) -> dict:
+    """One seeded sweep with the default pruner, the same without; each its own study.
+
+    `extra`: overrides for both sweeps (--search-args), e.g. another pruner to compare.
+    """
     import optuna
 
     arms: dict[str, dict] = {}
@@ -335,8 +338,9 @@ def measure_search(project: Project, plan: Plan) -> dict:
             # Diverging trials are part of the space: they must not stop the sweep.
             "hydra.sweeper.max_failure_rate=1",
             f"trainer.max_epochs={plan.search_epochs}",
-            *pruner_args,
             *plan.search_args,
+            *extra,
+            *pruner_args,
         )
         storage = f"sqlite:///{project.root / 'logs' / 'optuna.db'}"
         trials = optuna.load_study(study_name=name, storage=storage).trials
@@ -362,6 +366,7 @@ def measure_search(project: Project, plan: Plan) -> dict:
     return {
         **arms,
         "space": list(SEARCH_SPACE),
+        "extra_overrides": list(extra),
         "epochs_per_trial": plan.search_epochs,
         "wall_ratio": pruned["wall_s"] / unpruned["wall_s"],
         "wall_saved": 1 - pruned["wall_s"] / unpruned["wall_s"],
@@ -501,7 +506,12 @@ def table(figures: dict) -> str:
         ]
     if "search" in figures:
         search = figures["search"]
-        for arm, label in (("pruned", "default pruner"), ("unpruned", "pruner=null")):
+        if search.get("extra_overrides"):
+            lines.append(
+                row("search: overrides of both sweeps", " ".join(search["extra_overrides"]), "")
+            )
+        pruner = "pruner on" if search.get("extra_overrides") else "default pruner"
+        for arm, label in (("pruned", pruner), ("unpruned", "pruner=null")):
             data = search[arm]
             lines.append(
                 row(
@@ -591,6 +601,12 @@ def main(argv: list[str] | None = None) -> int:
         default="training,sweep,mlflow,search",
         help="comma-separated subset of training,sweep,mlflow,search (default: all)",
     )
+    parser.add_argument(
+        "--search-args",
+        default="",
+        help="space-separated overrides for both sweeps of the search part, e.g. "
+        "'hydra/sweeper/pruner=percentile callbacks.early_stopping=null'",
+    )
     args = parser.parse_args(argv)
     args.parts = set(args.parts.split(","))
     plan = QUICK if args.quick else FULL
@@ -625,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
             parts["mlflow"] = measure_mlflow(project, plan)
         if "search" in args.parts:
             log("search (pruning)")
-            parts["search"] = measure_search(project, plan)
+            parts["search"] = measure_search(project, plan, tuple(args.search_args.split()))
     finally:
         if args.keep:
             log(f"kept {workdir}")
