@@ -94,9 +94,8 @@ _BREAKDOWN = (
     ("src.utils.tracking.run", "TrainingRun.log_image", "confusion matrix upload"),
     ("src.utils.tracking.run", "TrainingRun.log_pytorch_model", "MLflow model"),
     ("src.utils.tracking.run", "TrainingRun.__exit__", "run end"),
-    ("src.model.model01.evaluation", "predict", "test-set predictions"),
+    ("src.model.model01.evaluation", "score_test_set", "test pass (best weights, test tensors)"),
     ("src.model.model01.evaluation", "confusion_matrix_image", "confusion matrix plot"),
-    ("lightning.pytorch", "Trainer.test", "test pass"),
     ("src.utils.tracking.sweep_run", "SweepParentRun.log_study_summary", "sweep summary + plots"),
     ("src.utils.tracking.sweep_run", "SweepParentRun.register_champion", "model registry"),
 )

@@ -18,6 +18,7 @@ Same config keys as the stock `hydra-optuna-sweeper`; on top of it this sweeper
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
@@ -35,6 +37,7 @@ from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.tracking import stale_runs
+from src.utils.tracking.deferred import deferred_writes
 from src.utils.tracking.redaction import redact_url_credentials
 
 log = logging.getLogger(__name__)
@@ -156,27 +159,35 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
                 f"Resuming study {self.study_name}: {done} of {self.n_trials} trials finished, "
                 f"{to_run} to run"
             )
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         if to_run == 0:
+            # No parent run either: an empty `sweep-...` run per call would clutter the store.
             log.info(
                 f"Nothing to run: raise hydra.sweeper.n_trials above {self.n_trials} to add "
                 "trials, or change the search space to start a new study"
             )
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+            return
         stale_runs.kill_dead_runs(self.config)
 
+        # Trials in this process hand their last uploads to a writer thread, which writes
+        # them while the next trial trains (see tracking/deferred.py).
+        in_process = isinstance(self.launcher, BasicLauncher)
         with (
             sigterm_as_interrupt(),
             SweepParentRun(self.config, self.study_name, arguments) as parent,
         ):
             self.parent_run_id = parent.run_id
-            try:
-                failures = self._run_trials(
-                    study, to_run, distributions, fixed_params, fixed_overrides
-                )
-            except SweepStopped as stopped:
-                parent.failure = str(stopped)
-                failures = []
+            with deferred_writes() if in_process else contextlib.nullcontext() as writer:
+                try:
+                    failures = self._run_trials(
+                        study, to_run, distributions, fixed_params, fixed_overrides
+                    )
+                except SweepStopped as stopped:
+                    parent.failure = str(stopped)
+                    failures = []
+            for run_id, message in writer.failures if writer else []:
+                log.warning(f"Run {run_id} ended FAILED: {message}")
             parent.log_study_summary(study)
             parent.register_champion(study, experiment, self.config.optimized_metric)
             self._report(study, failures, sweep_dir)
