@@ -4,6 +4,8 @@ storage over HTTP, on a PostgreSQL storage, and its refusals."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -138,6 +140,11 @@ def test_dashboard_with_study_prints_only_that_studys_link(swept_project, tmp_pa
         wait_for(dashboard, "/", timeout=60)
         links = [line for line in dashboard.output().splitlines() if "/dashboard/studies/" in line]
         assert len(links) == 1 and links[0].startswith(f"  {name} (")
+
+        # Ctrl-C (SIGINT to the terminal's process group) stops it without a traceback.
+        os.killpg(dashboard.process.pid, signal.SIGINT)
+        assert dashboard.process.wait(timeout=15) == 130
+        assert "Traceback" not in dashboard.output()
 
 
 def test_dashboard_refuses_a_project_that_has_not_swept_yet(tmp_path):

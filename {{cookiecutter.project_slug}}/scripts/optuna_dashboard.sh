@@ -169,5 +169,9 @@ from importlib.metadata import entry_points
 # The `optuna-dashboard` command itself, run by this interpreter (not whichever is on PATH).
 (command,) = entry_points(group="console_scripts", name="optuna-dashboard")
 sys.argv[0] = "optuna-dashboard"
-sys.exit(command.load()())
+try:
+    sys.exit(command.load()())
+except KeyboardInterrupt:
+    # Ctrl-C is how the dashboard is meant to stop: an exit status, not a traceback.
+    sys.exit(130)
 PY
