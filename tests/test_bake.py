@@ -47,6 +47,7 @@ EXPECTED_FILES = {
     "scripts/mlflow_server.sh",
     "scripts/mlflow_ui.sh",
     "scripts/new_experiment.sh",
+    "scripts/optuna_dashboard.sh",
     "scripts/reproduce.sh",
     "scripts/serve_model.sh",
     "src/__init__.py",
