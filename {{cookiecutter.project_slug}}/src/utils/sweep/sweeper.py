@@ -31,14 +31,17 @@ from typing import Any
 import optuna
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.sweep.search_space import SearchSpaceError, parse_search_space
 from src.utils.tracking import stale_runs
 from src.utils.tracking.deferred import deferred_writes
 from src.utils.tracking.redaction import redact_url_credentials
+from src.utils.user_errors import exit_with_message
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +63,18 @@ def search_space_id(arguments: Sequence[str]) -> str:
 
 
 def _instantiate_sampler(sampler_config: Any) -> Any:
-    return instantiate(
-        sampler_config,
-        _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*"),
-    )
+    try:
+        return instantiate(
+            sampler_config,
+            _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*"),
+        )
+    except InstantiationException as error:
+        exit_with_message(
+            f"hydra.sweeper.sampler cannot be created: {str(error).splitlines()[0]}. Pick one "
+            "of Optuna's samplers by name, e.g. hydra/sweeper/sampler=random (or tpe, cmaes, "
+            "gp, grid, nsgaii, qmc), or a _target_ under optuna.samplers",
+            kind="ConfigError",
+        )
 
 
 def _create_study(**kwargs: Any) -> optuna.Study:
@@ -137,7 +148,10 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         quiet_third_party_noise()
         self._process_searchspace_config()
         space = self._parse_sweeper_params_config() + list(arguments)
-        distributions, fixed_params, fixed_overrides = create_params_from_overrides(space)
+        try:
+            distributions, fixed_params, fixed_overrides = parse_search_space(space)
+        except SearchSpaceError as error:
+            exit_with_message(str(error), kind="SearchSpaceError")
         for name in fixed_params:
             distributions.pop(name, None)
         experiment = self.config.experiment_name
