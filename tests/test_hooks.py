@@ -169,3 +169,33 @@ def test_post_hook_prints_the_four_next_steps(tmp_path, capsys):
     ):
         assert step in out
     assert "cd digits_lab" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("MNIST Experiments", "mnist_experiments"),
+        ("手書き 数字 Experiments", "experiments"),
+        ("手書き数字", "project"),
+        ("Digit-Lab v2", "digit_lab_v2"),
+        ("2026 Study", "project_2026_study"),
+        ("JSON", "json_project"),
+        ("Class", "class_project"),
+        ("Tom's Lab", "tom_s_lab"),
+    ],
+)
+def test_the_default_slug_is_always_one_the_hook_accepts(name, slug):
+    assert pre.suggest_slug(name) == slug
+    assert pre.validate_slug(slug) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [("手書き 数字 Experiments", "experiments"), ("数字の実験", "project"), ("JSON", "json_project")],
+)
+def test_cookiecutter_derives_a_valid_default_slug_from_any_name(tmp_path, name, slug):
+    # The default comes from cookiecutter.json's Jinja expression, through the real
+    # cookiecutter and its pre-generation hook (which refused `手書き_数字_experiments`).
+    project = bake(tmp_path, project_name=name, init_git="no")
+    assert project.name == slug
+    assert (project / "README.md").read_text(encoding="utf-8").startswith(f"# {name}\n")
