@@ -191,7 +191,11 @@ def test_the_default_slug_is_always_one_the_hook_accepts(name, slug):
 
 @pytest.mark.parametrize(
     ("name", "slug"),
-    [("手書き 数字 Experiments", "experiments"), ("数字の実験", "project"), ("JSON", "json_project")],
+    [
+        ("手書き 数字 Experiments", "experiments"),
+        ("数字の実験", "project"),
+        ("JSON", "json_project"),
+    ],
 )
 def test_cookiecutter_derives_a_valid_default_slug_from_any_name(tmp_path, name, slug):
     # The default comes from cookiecutter.json's Jinja expression, through the real
