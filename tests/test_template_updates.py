@@ -93,7 +93,8 @@ def bake_with(tool: str, template: Path, out: Path, *answers: str) -> tuple[Path
 
 
 def cruft(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return sh(["cruft", *args], project, check=check)
+    """The README's `poetry run cruft ...` (cruft comes with the project's dev group)."""
+    return sh(["poetry", "run", "cruft", *args], project, check=check)
 
 
 @pytest.mark.parametrize("tool", ["cookiecutter", "cruft"])
@@ -109,6 +110,9 @@ def test_update_brings_the_template_change_and_keeps_the_users_edits(tool, templ
     assert ".cruft.json" in first_commit.split()
     assert sh(["git", "status", "--porcelain"], project).stdout == ""
     assert "`cruft check` and `cruft update` follow the template" in output
+    readme = (project / "README.md").read_text()
+    for command in ("check", "diff", "update -y"):
+        assert f"poetry run cruft {command} " in readme
     assert "up to date" in cruft(project, "check").stdout
 
     # The user's own work, committed.
