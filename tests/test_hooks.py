@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import stat
 import subprocess
 
@@ -203,3 +204,34 @@ def test_cookiecutter_derives_a_valid_default_slug_from_any_name(tmp_path, name,
     project = bake(tmp_path, project_name=name, init_git="no")
     assert project.name == slug
     assert (project / "README.md").read_text(encoding="utf-8").startswith(f"# {name}\n")
+
+
+def test_post_hook_keeps_a_cruft_file_that_is_already_there(tmp_path):
+    (tmp_path / ".cruft.json").write_text('{"template": "mine"}\n')
+    assert post.write_cruft_file(tmp_path, dict(GOOD, _template=str(TEMPLATE_DIR))) == ""
+    assert (tmp_path / ".cruft.json").read_text() == '{"template": "mine"}\n'
+
+
+def test_post_hook_records_crufts_own_source_under_cruft(tmp_path):
+    answers = dict(GOOD, _template="https://example.com/t.git", _commit="a" * 40)
+    assert "cruft update` follow the template" in post.write_cruft_file(tmp_path, answers)
+    state = json.loads((tmp_path / ".cruft.json").read_text())
+    assert (state["template"], state["commit"], state["directory"]) == (
+        "https://example.com/t.git",
+        "a" * 40,
+        None,
+    )
+    assert state["context"]["cookiecutter"] == answers
+
+
+def test_post_hook_without_a_git_template_writes_no_cruft_file_and_says_why(tmp_path):
+    folder = tmp_path / "template"
+    folder.mkdir()
+    (folder / "cookiecutter.json").write_text("{}")
+    project = tmp_path / "project"
+    project.mkdir()
+    answers = dict(GOOD, _template=str(folder), _repo_dir=str(folder), _output_dir=str(tmp_path))
+    message = post.write_cruft_file(project, answers)
+    assert "is a folder without git" in message and "updates need a git source" in message
+    assert "cruft link" in message and '"author_email": "a.researcher@example.org"' in message
+    assert not (project / ".cruft.json").exists()
