@@ -69,6 +69,8 @@ class Plan:
     sweep_args: tuple[str, ...]
     mlflow_values: int
     stock_ui: bool
+    tiny_trials: int  # W_n of (W_n - W_1) / (n - 1), the per_trial_tiny_s figure
+    tiny_repeats: int
     search_trials: int
     search_epochs: int
     search_args: tuple[str, ...]
@@ -84,6 +86,8 @@ FULL = Plan(
     sweep_args=("trainer.max_epochs=1",),
     mlflow_values=500,
     stock_ui=True,
+    tiny_trials=5,
+    tiny_repeats=3,
     search_trials=16,
     search_epochs=8,
     search_args=(),
@@ -103,6 +107,8 @@ QUICK = Plan(
     ),
     mlflow_values=40,
     stock_ui=False,
+    tiny_trials=2,
+    tiny_repeats=1,
     search_trials=2,
     search_epochs=2,
     search_args=(
@@ -119,7 +125,8 @@ TARGETS = {
     "overhead_ratio_small": ("<= 1.10", "1.65 (1.71 with MLflow)"),
     "startup_s": ("<= 4", "6.0"),
     "per_trial_overhead_s": ("<= 0.3", "0.60"),
-    "sweep_peak_rss_mb": (None, "1080"),
+    "per_trial_tiny_s": ("< 0.5", "0.77 (0.24 without its logger)"),
+    "sweep_peak_rss_mb": ("<= 1150", "1140 (1070 without its logger)"),
     "store_creation_s": (None, "~8"),
     "search_wall_saved": (">= 40 %", None),
     "search_best_gap_pp": ("<= 1", None),
@@ -227,13 +234,17 @@ def only(events: list[dict], name: str) -> list[dict]:
     return [e for e in events if e["event"] == name]
 
 
-def measure_training(project: Project, plan: Plan, n_train: int, repeats: int) -> dict:
-    """Interleaved repeats of bare loop and project stack; medians of seconds per epoch."""
+def measure_training(
+    project: Project, plan: Plan, n_train: int, repeats: int, system_metrics_off: bool = False
+) -> dict:
+    """Interleaved repeats of bare loop and project stack (and, with `system_metrics_off`,
+    the stack without MLflow's system metrics); medians of seconds per epoch."""
     project.write_data(n_train, plan.n_test)
-    bare, stack, bare_cpu, stack_cpu = [], [], [], []
+    bare, stack, bare_cpu, stack_cpu, no_system, bare_rss = [], [], [], [], [], []
     for repeat in range(repeats):
         _, _, events = project.child("bare", str(plan.epochs), str(BATCH_SIZE))
         result = only(events, "bare")[0]
+        bare_rss.append(only(events, "exit")[0]["peak_rss_mb"])
         bare.append(result["wall_s"] / result["epochs"])
         bare_cpu.append(result["cpu_s"] / result["epochs"])
         _, _, events = project.child(
@@ -242,12 +253,25 @@ def measure_training(project: Project, plan: Plan, n_train: int, repeats: int) -
         fit = only(events, "fit_end")[0]
         stack.append(fit["wall_s"] / max(1, fit["epochs"]))
         stack_cpu.append(fit["cpu_s"] / max(1, fit["epochs"]))
+        if system_metrics_off:
+            _, _, events = project.child(
+                "project", TRAIN, f"trainer.max_epochs={plan.epochs}", "mlflow.system_metrics=false"
+            )
+            fit = only(events, "fit_end")[0]
+            no_system.append(fit["wall_s"] / max(1, fit["epochs"]))
         log(
             f"{n_train} images, repeat {repeat + 1}/{repeats}: bare {bare[-1]:.3f} s/epoch, "
             f"project {stack[-1]:.3f} s/epoch ({fit['epochs']} epochs)"
         )
     bare_s, stack_s = statistics.median(bare), statistics.median(stack)
+    if no_system:
+        # The cost of system metrics: the stack with them (default) / without them.
+        extra = {"system_metrics_ratio": stack_s / statistics.median(no_system)}
+    else:
+        extra = {}
     return {
+        **extra,
+        "bare_peak_rss_mb": statistics.median(bare_rss),
         "n_train_images": n_train,
         "epochs": plan.epochs,
         "repeats": repeats,
@@ -272,17 +296,23 @@ STACK_IMPORTS = (
 )
 
 
-def import_floor(project: Project, repeats: int) -> float:
+def import_floor(project: Project, repeats: int) -> tuple[float, float, float]:
     """Median time from starting a Python process to its having imported the stack a
-    sweep needs (not to its exit: tearing down torch's objects takes seconds more)."""
-    walls = []
+    sweep needs (not to its exit: tearing down torch's objects takes seconds more), that
+    process's peak RSS, and the peak RSS of one that imports only Lightning (and torch)."""
+    walls, rss = [], []
+    peak = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     for _ in range(repeats):
         start = time.time()
         # With the garbage collector paused, as train.py imports the stack.
-        code = f"import gc; gc.disable(); {STACK_IMPORTS}; import time; print(time.time())"
+        code = f"import gc; gc.disable(); {STACK_IMPORTS}; import time; print(time.time()); {peak}"
         done = project.run([sys.executable, "-c", code])
-        walls.append(float(done.stdout.split()[-1]) - start)
-    return statistics.median(walls)
+        walls.append(float(done.stdout.split()[-2]) - start)
+        rss.append(float(done.stdout.split()[-1]))
+    lightning = project.run(
+        [sys.executable, "-c", f"import gc; gc.disable(); import lightning; {peak}"]
+    )
+    return statistics.median(walls), statistics.median(rss), float(lightning.stdout.split()[-1])
 
 
 def measure_sweep(project: Project, plan: Plan) -> dict:
@@ -309,7 +339,45 @@ def measure_sweep(project: Project, plan: Plan) -> dict:
         "fit_wall_sum_s": fit_total,
         "per_trial_overhead_s": (wall - startup - fit_total) / len(fits),
         "peak_rss_mb": only(events, "exit")[0]["peak_rss_mb"],
-        "import_floor_s": import_floor(project, repeats=plan.repeats_large),
+        **dict(
+            zip(
+                ("import_floor_s", "import_floor_rss_mb", "lightning_import_rss_mb"),
+                import_floor(project, repeats=plan.repeats_large),
+                strict=True,
+            )
+        ),
+    }
+
+
+# Trials of one batch each: a trial is then almost pure bookkeeping, whatever the stack.
+TINY_TRIAL = (
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=1",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+)
+
+
+def measure_tiny_trials(project: Project, plan: Plan) -> dict:
+    """What one more trial costs: (wall of an n-trial sweep - wall of a 1-trial sweep) /
+    (n - 1), trials of one batch; each sweep a fresh study, medians of interleaved repeats."""
+    walls: dict[int, list[float]] = {1: [], plan.tiny_trials: []}
+    for repeat in range(plan.tiny_repeats):
+        for trials in walls:
+            space = f"learning_rate=interval(0.001,{0.002 + repeat * 1e-4 + trials * 1e-5:.5f})"
+            start, end, _ = project.child(
+                "project", TRAIN, "-m", space, f"hydra.sweeper.n_trials={trials}", *TINY_TRIAL
+            )
+            walls[trials].append(end - start)
+            log(f"tiny trials, repeat {repeat + 1}: {trials} trial(s) in {walls[trials][-1]:.2f} s")
+    w1, wn = statistics.median(walls[1]), statistics.median(walls[plan.tiny_trials])
+    return {
+        "trials": plan.tiny_trials,
+        "wall_1_s": w1,
+        "wall_n_s": wn,
+        "per_trial_tiny_s": (wn - w1) / (plan.tiny_trials - 1),
+        "startup_tiny_s": w1 - (wn - w1) / (plan.tiny_trials - 1),
+        "walls": {str(k): v for k, v in walls.items()},
     }
 
 
@@ -477,6 +545,14 @@ def table(figures: dict) -> str:
         lines.append(row(f"overhead ratio `{key}`", data["ratio"], "x", key))
         lines.append(row(f"same, fastest repeats ({n} images)", data["ratio_min"], "x"))
         lines.append(row(f"same, in process CPU time ({n} images)", data["ratio_cpu"], "x"))
+        if "system_metrics_ratio" in data:
+            lines.append(
+                row(
+                    f"system metrics on / off, s/epoch ({n} images)",
+                    data["system_metrics_ratio"],
+                    "x",
+                )
+            )
     if "sweep" in figures:
         sweep = figures["sweep"]
         lines += [
@@ -498,12 +574,43 @@ def table(figures: dict) -> str:
                 "per_trial_overhead_s",
             ),
             row(
+                f"one more 1-batch trial `per_trial_tiny_s` ((W{figures['tiny']['trials']} - W1)"
+                f" / {figures['tiny']['trials'] - 1}, medians)",
+                figures["tiny"]["per_trial_tiny_s"],
+                "s",
+                "per_trial_tiny_s",
+            ),
+            row(
+                "start-up, 1-batch trials (W1 - per_trial_tiny_s)",
+                figures["tiny"]["startup_tiny_s"],
+                "s",
+            ),
+            row(
                 "sweep wall / sum of fit walls",
                 sweep["sweep_wall_s"],
                 f"s / {sweep['fit_wall_sum_s']:.3g} s",
             ),
             row("sweep process peak RSS", sweep["peak_rss_mb"], "MB", "sweep_peak_rss_mb"),
+            row(
+                "of which: only importing the stack / importing only Lightning and torch",
+                sweep["import_floor_rss_mb"],
+                f"MB / {sweep['lightning_import_rss_mb']:.0f} MB",
+            ),
         ]
+        if "training_small" in figures:
+            small = figures["training_small"]
+            floor = (
+                small["bare_peak_rss_mb"]
+                + sweep["import_floor_rss_mb"]
+                - sweep["lightning_import_rss_mb"]
+            )
+            lines.append(
+                row(
+                    "RSS floor: the bare loop's peak + the rest of the stack's imports",
+                    floor,
+                    f"MB (bare loop {small['bare_peak_rss_mb']:.0f} MB)",
+                )
+            )
     if "search" in figures:
         search = figures["search"]
         if search.get("extra_overrides"):
@@ -632,10 +739,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.parts & {"training", "sweep", "search"}:
             # Also leaves the small data in place (its cache built) for the sweep.
             repeats = plan.repeats_small if "training" in args.parts else 1
-            parts["training_small"] = measure_training(project, plan, plan.sizes[0], repeats)
+            parts["training_small"] = measure_training(
+                project, plan, plan.sizes[0], repeats, system_metrics_off="training" in args.parts
+            )
         if "sweep" in args.parts:
             log("sweep")
             parts["sweep"] = measure_sweep(project, plan)
+            parts["tiny"] = measure_tiny_trials(project, plan)
         if "mlflow" in args.parts:
             log("mlflow")
             parts["mlflow"] = measure_mlflow(project, plan)
@@ -660,6 +770,7 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("startup_s", "per_trial_overhead_s"):
             figures[key] = parts["sweep"][key]
         figures["sweep_peak_rss_mb"] = parts["sweep"]["peak_rss_mb"]
+        figures["per_trial_tiny_s"] = parts["tiny"]["per_trial_tiny_s"]
     if "search" in parts:
         figures["search_wall_saved"] = parts["search"]["wall_saved"]
         figures["search_best_gap_pp"] = parts["search"]["best_gap_pp"]
