@@ -169,6 +169,29 @@ def test_pruning_reaches_trials_in_joblib_workers(installed_project):
     assert len(pids) == 2, "the trials did not run in two worker processes"
 
 
+def test_pruning_reaches_a_trial_in_a_submitit_job(installed_project):
+    pytest.importorskip(
+        "hydra_plugins.hydra_submitit_launcher",
+        reason="hydra-submitit-launcher is not installed (a dependency of the project)",
+    )
+    project = installed_project
+    result = run(
+        [
+            *TRAIN,
+            "learning_rate=interval(0.0015,0.0016)",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=10",
+            "hydra.sweeper.n_trials=1",
+            *ALWAYS_PRUNE,
+            *THREE_EPOCHS,
+        ],
+        cwd=project,
+    )
+    output = result.stdout + result.stderr
+    assert "Submitit 'local' sweep output dir" in output
+    assert_pruned_at_second_epoch(project, sqlite_storage(project), study_name_of(output), 1)
+
+
 def test_two_workers_prune_trials_of_one_postgres_study(
     installed_project, postgres_server, tmp_path
 ):
