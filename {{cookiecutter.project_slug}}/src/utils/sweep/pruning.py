@@ -96,6 +96,8 @@ class TrialPruning(PyTorchLightningPruningCallback):
             raise
 
     def check_pruned(self) -> None:
+        if not self.is_ddp_backend:
+            return  # the decision raised in on_validation_end already; spare a storage read
         try:
             super().check_pruned()
         except optuna.TrialPruned as pruned:
