@@ -19,6 +19,7 @@ Same config keys as the stock `hydra-optuna-sweeper`; on top of it this sweeper
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import hashlib
 import logging
@@ -273,6 +274,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
 
     def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, job: JobReturn) -> str | None:
         """Report one finished job to Optuna; return its error message if it failed."""
+        _return_freed_memory()
         error = _error_of(job)
         if error is None:
             try:
@@ -307,6 +309,18 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             ),
             sweep_dir / "optimization_results.yaml",
         )
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap pages a finished trial freed back to the OS.
+
+    glibc keeps them for later allocations, and the next trial's tensors land beside them:
+    a 5-trial sweep peaked ~45 MB higher without this (the template's benchmarks/run.py).
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc (macOS, musl): nothing to hand back this way
 
 
 def _tell_finished(study: optuna.Study, trial: optuna.trial.Trial, **outcome: Any) -> None:
