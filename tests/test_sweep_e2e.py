@@ -193,7 +193,7 @@ def test_rerunning_resumes_the_study_and_n_trials_counts_in_total(swept_project)
     study = optuna_study(project, name)
     assert len(study.trials) == 5
     _, _, parents, trials = runs_of(project, name)
-    # The re-run with nothing left to run opened no parent run.
+    # Two parents: the re-run with nothing to run adds no empty one (issue 15).
     assert len(parents) == 2 and len(trials) == 5
     assert sorted(t.info.run_name for t in trials)[-2:] == ["trial-003", "trial-004"]
     rates = [t.params["learning_rate"] for t in study.trials]

@@ -39,6 +39,8 @@ _DROPPED_PREFIXES = (
     "+mlflow.tags.reproduces",
     "++mlflow.tags.reproduces",
 )
+# Metrics of the machine, not of the computation (MLflow's system metrics): never compared.
+_MACHINE_METRICS = ("system/",)
 # Config keys whose logged and current values may differ without changing the result.
 _IGNORED_KEYS = ("mlflow.tags", "sweep", "trainer.default_root_dir")
 
@@ -177,6 +179,8 @@ def compare_metrics(
 ) -> tuple[list[tuple[str, float | None, float | None, float | None, bool]], bool]:
     rows, all_ok = [], True
     for key in sorted(set(logged) | set(reproduced)):
+        if key.startswith(_MACHINE_METRICS):
+            continue
         a, b = logged.get(key), reproduced.get(key)
         if a is None or b is None:
             rows.append((key, a, b, None, False))

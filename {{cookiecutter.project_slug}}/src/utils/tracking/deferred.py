@@ -1,19 +1,21 @@
-"""A trial's last uploads (checkpoint, plots, MLflow model) written while the next one trains.
+"""A sweep's store writes done by a worker thread, while its trials train.
 
 A sweep whose trials run in its own process (Hydra's basic launcher) opens
-`deferred_writes()` around its trial loop; a `TrainingRun` that finds it open hands over
-its final artifacts and its run's end instead of writing them before the trial returns.
-One worker thread writes them in order. Nothing is lost on the way:
+`deferred_writes()` around its trial loop. A `TrainingRun` that finds it open queues its
+writes (params, config, environment, checkpoint, plots, the MLflow model) and its run's end
+instead of making the trial wait for them; one worker thread writes them in order. Nothing
+is lost on the way:
 
-- a run whose deferred work fails ends FAILED, with the error and `error.txt`;
+- a run ends only after everything queued for it is written: FINISHED, or FAILED with
+  the error and `error.txt` when a write failed (the writes queued after it are skipped
+  and named in a `not_written` tag), so the registry, which takes FINISHED runs with a
+  model, never registers a half-written one;
 - leaving the block (the sweep's end, Ctrl-C, SIGTERM) waits for the queue; a second
-  interrupt while waiting stops the wait, and each run not yet written ends KILLED with
-  a `not_written` tag naming what is missing;
-- a run ends FINISHED only after all its artifacts are stored, so the registry, which
-  takes FINISHED runs with a model, never registers a half-written one.
+  interrupt while waiting stops the wait, and each run not yet ended ends KILLED with a
+  `not_written` tag naming what is missing.
 
-Elsewhere (a single run, joblib or Slurm workers) there is no next trial in the process to
-overlap with, and runs write everything before they end, as before.
+Elsewhere (a single run, joblib or Slurm workers) there is no next trial in the process
+to overlap with, and runs write as they go, as before.
 """
 
 from __future__ import annotations
@@ -31,95 +33,110 @@ from src.utils.tracking.store import end_run
 
 log = logging.getLogger(__name__)
 
-# (what it writes, the call that writes it), e.g. ("model", lambda: ...).
-Step = tuple[str, Callable[[], Any]]
-
 
 @dataclass
-class _Job:
+class RunWrites:
+    """What the writer knows of one run: its queued writes and how it ends."""
+
     client: Any
     run_id: str
-    steps: list[Step]
-    done: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # queued, not yet written
+    failure: str | None = None
     ended: bool = False
 
 
 class DeferredWriter:
-    """One worker thread that runs each run's steps, then ends the run."""
+    """One worker thread that writes each run's queued items, then ends the run."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._queue: queue.Queue[tuple | None] = queue.Queue()
         self._lock = threading.Lock()
-        self._pending: list[_Job] = []
+        self._runs: list[RunWrites] = []
         self.failures: list[tuple[str, str]] = []  # (run id, error)
         self._thread = threading.Thread(target=self._work, name="deferred-mlflow", daemon=True)
         self._thread.start()
 
-    def submit(self, client: Any, run_id: str, steps: list[Step]) -> None:
-        job = _Job(client, run_id, steps)
+    def open_run(self, client: Any, run_id: str) -> RunWrites:
+        run = RunWrites(client, run_id)
         with self._lock:
-            self._pending.append(job)
-        self._queue.put(job)
+            self._runs.append(run)
+        return run
+
+    def write(self, run: RunWrites, name: str, write: Callable[[], Any]) -> None:
+        """Queue `write` (what it writes: `name`) for `run`."""
+        with self._lock:
+            run.pending.append(name)
+        self._queue.put(("write", run, name, write))
+
+    def end(self, run: RunWrites, error: BaseException | None = None, trace: str = "") -> None:
+        """Queue the run's end, after its writes: its status follows `error` and them."""
+        self._queue.put(("end", run, error, trace))
 
     def _work(self) -> None:
-        while (job := self._queue.get()) is not None:
-            error: BaseException | None = None
-            for name, write in job.steps:
-                try:
-                    write()
-                except Exception as exc:  # noqa: BLE001 - recorded on the run, see below
-                    error = exc
-                    trace = "".join(traceback.format_exception(exc))
-                    self._record_failure(job, name, exc, trace)
-                    break
-                job.done.append(name)
-            self._end(job, error)
+        while (item := self._queue.get()) is not None:
+            kind, run, *args = item
+            if kind == "write":
+                self._write(run, *args)
+            else:
+                self._end(run, *args)
 
-    def _record_failure(self, job: _Job, name: str, error: Exception, trace: str) -> None:
-        message = f"deferred logging of {name} failed: {type(error).__name__}: {error}"
-        self.failures.append((job.run_id, message))
-        log.error(f"Run {job.run_id}: {message}")
-        try:
-            job.client.log_text(job.run_id, trace, "error.txt")
-        except Exception:  # noqa: BLE001 - the error tag below still says what happened
-            pass
+    def _write(self, run: RunWrites, name: str, write: Callable[[], Any]) -> None:
+        if run.failure is None and not run.ended:
+            try:
+                write()
+            except Exception as error:  # noqa: BLE001 - recorded on the run, see _end
+                run.failure = f"deferred logging of {name} failed: {type(error).__name__}: {error}"
+                self.failures.append((run.run_id, run.failure))
+                log.error(f"Run {run.run_id}: {run.failure}")
+                _log_error_file(run, "".join(traceback.format_exception(error)))
+            else:
+                with self._lock:
+                    run.pending.remove(name)
 
-    def _end(self, job: _Job, error: BaseException | None) -> None:
+    def _end(self, run: RunWrites, error: BaseException | None, trace: str) -> None:
         with self._lock:
-            if job.ended:  # the wait was interrupted and the run already ended KILLED
+            if run.ended:  # the wait was interrupted and the run already ended KILLED
                 return
-            job.ended = True
-            self._pending.remove(job)
-        failure = None
-        if error is not None:
-            failure = f"deferred logging failed: {type(error).__name__}: {error}"
+            run.ended = True
+            self._runs.remove(run)
+            not_written = list(run.pending)
         try:
-            end_run(job.client, job.run_id, failure=failure)
+            if not_written:
+                run.client.set_tag(run.run_id, "not_written", ", ".join(not_written))
+            if error is not None and trace:
+                _log_error_file(run, trace)
+            end_run(run.client, run.run_id, error, failure=run.failure)
         except Exception:  # noqa: BLE001 - keep writing the other runs
-            log.exception(f"Could not end run {job.run_id}")
+            log.exception(f"Could not end run {run.run_id}")
 
     def wait(self) -> None:
-        """Return when every submitted run is written and ended; stop the worker."""
+        """Return when every queued run is written and ended; stop the worker."""
         self._queue.put(None)
         while self._thread.is_alive():
             self._thread.join(timeout=0.2)  # short waits, so Ctrl-C is seen at once
 
     def abandon(self, reason: str) -> None:
-        """End every run not yet written KILLED, naming what is missing (after an interrupt)."""
+        """End every run not yet ended KILLED, naming what is missing (after an interrupt)."""
         with self._lock:
-            jobs = [job for job in self._pending if not job.ended]
-            for job in jobs:
-                job.ended = True
-            self._pending.clear()
-        for job in jobs:
-            missing = [name for name, _ in job.steps if name not in job.done]
+            runs = [run for run in self._runs if not run.ended]
+            for run in runs:
+                run.ended = True
+            self._runs.clear()
+        for run in runs:
             try:
-                job.client.set_tag(job.run_id, "not_written", ", ".join(missing))
-                end_run(job.client, job.run_id, KeyboardInterrupt(reason))
+                run.client.set_tag(run.run_id, "not_written", ", ".join(run.pending) or "none")
+                end_run(run.client, run.run_id, KeyboardInterrupt(reason))
             except Exception:  # noqa: BLE001 - stale_runs cleans up what is left RUNNING
-                log.exception(f"Could not end run {job.run_id}")
-        if jobs:
-            log.warning(f"{len(jobs)} run(s) ended KILLED before their artifacts were written")
+                log.exception(f"Could not end run {run.run_id}")
+        if runs:
+            log.warning(f"{len(runs)} run(s) ended KILLED before their writes were done")
+
+
+def _log_error_file(run: RunWrites, trace: str) -> None:
+    try:
+        run.client.log_text(run.run_id, trace, "error.txt")
+    except Exception:  # noqa: BLE001 - the error tag still says what happened
+        pass
 
 
 _ACTIVE: DeferredWriter | None = None
@@ -146,10 +163,10 @@ def deferred_writes() -> Iterator[DeferredWriter]:
 
 
 def _drain(writer: DeferredWriter, interrupted: bool) -> None:
-    if interrupted and writer._pending:
-        log.warning("Writing the finished trials' artifacts before stopping (Ctrl-C again: skip)")
+    if interrupted and writer._runs:
+        log.warning("Writing the finished trials' results before stopping (Ctrl-C again: skip)")
     try:
         writer.wait()
     except KeyboardInterrupt:
-        writer.abandon("interrupted while its artifacts were being written")
+        writer.abandon("interrupted while its results were being written")
         raise

@@ -3,9 +3,9 @@
 A run is created with MlflowClient (not MLflow's fluent API) so trials of a sweep never
 share hidden global state, and handed to Lightning's MLFlowLogger by id. Leaving the
 `with` block ends the run FINISHED, FAILED (with the error) or KILLED (Ctrl-C). Inside a
-sweep that runs its trials in-process, the final artifacts (checkpoint, plots, model) and
-the run's end are handed to a worker thread instead (see deferred), so the next trial
-starts training while they are written.
+sweep that runs its trials in-process, everything but the run's creation and Lightning's
+metrics is written by the sweep's worker thread (see deferred): the trial trains, and the
+next one starts, while params, config, environment, checkpoint, plots and model are stored.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.tracking.deferred import Step, active_writer
+from src.utils.tracking.deferred import RunWrites, active_writer
 from src.utils.tracking.environment import (
     MlflowProjectRun,
     environment_tags,
@@ -93,9 +93,9 @@ class TrainingRun:
         self._resolved_yaml = OmegaConf.to_yaml(OmegaConf.create(redact_tree(self._resolved)))
         self._overrides = [redact_override(o) for o in overrides]
         self.run_id = ""
-        # Final artifacts handed to the sweep's writer thread at the end (see deferred).
+        # The sweep's writer thread, when there is one (see deferred).
         self._writer = active_writer()
-        self._deferred: list[Step] = []
+        self._writes: RunWrites | None = None
         self._system_metrics_interval = (
             float(cfg.mlflow.system_metrics_interval) if cfg.mlflow.system_metrics else None
         )
@@ -103,10 +103,12 @@ class TrainingRun:
 
     def __enter__(self) -> TrainingRun:
         self.run_id = self._adopt_or_create(self._project_run, self.run_name, self._tags)
+        if self._writer is not None:
+            self._writes = self._writer.open_run(self.client, self.run_id)
         # From here on the run exists: a signal or an error before the `with` body starts
         # must still end it (KILLED or FAILED), never leave it RUNNING.
         try:
-            self._log_params()
+            self._submit("params", self._log_params)
             # Synchronous on purpose: Lightning logs every log_every_n_steps and per epoch
             # (a few ms each); MLflow's async queue costs up to 1 s per run to flush
             # (measured by the template's benchmarks/run.py).
@@ -178,7 +180,7 @@ class TrainingRun:
         from mlflow.entities import RunTag
 
         tags = [RunTag(k, v) for k, v in environment_tags().items()]
-        self.client.log_batch(self.run_id, tags=tags)
+        self._submit("env tags", lambda: self.client.log_batch(self.run_id, tags=tags))
         self.log_text(installed_packages(), "environment/requirements.txt")
 
     def __exit__(
@@ -200,83 +202,91 @@ class TrainingRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None and self._writer is not None:
-            self._writer.submit(self.client, self.run_id, self._deferred)
-            return
         # A sweep's pruner stopped the trial: a decision, not an error. The run keeps what it
         # logged and ends FINISHED, tagged so the UI can filter pruned trials out.
-        pruned = isinstance(exc, optuna.TrialPruned)
+        pruned_tags: dict[str, str] = {}
+        if isinstance(exc, optuna.TrialPruned):
+            epoch = getattr(exc, "epoch", None)  # set by src.utils.sweep.pruning
+            pruned_tags = {"pruned": "true", "pruned_at_epoch": str(epoch)}
+            exc_type, exc, tb = None, None, None
+        trace = "".join(traceback.format_exception(exc_type, exc, tb)) if exc else ""
+        if self._writes is not None:
+            if pruned_tags:
+                self._submit("pruned tags", lambda: self._log_tags(pruned_tags))
+            self._writer.end(self._writes, exc, trace)
+            return
         try:
-            if self._deferred:
-                not_written = ", ".join(name for name, _ in self._deferred)
-                self.client.set_tag(self.run_id, "not_written", not_written)
-            if pruned:
-                from mlflow.entities import RunTag
-
-                epoch = getattr(exc, "epoch", None)  # set by src.utils.sweep.pruning
-                tags = [RunTag("pruned", "true"), RunTag("pruned_at_epoch", str(epoch))]
-                self.client.log_batch(self.run_id, tags=tags)
-            elif exc is not None:
-                trace = "".join(traceback.format_exception(exc_type, exc, tb))
+            if pruned_tags:
+                self._log_tags(pruned_tags)
+            if exc is not None:
                 self.log_text(trace, "error.txt")
         finally:
-            end_run(self.client, self.run_id, None if pruned else exc)
+            end_run(self.client, self.run_id, exc)
 
-    def _write_or_defer(self, name: str, write: Callable[[], Any]) -> None:
-        """Write now, or hand over to the sweep's writer to write after the trial returns."""
-        if self._writer is None:
+    def _log_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+    def _submit(self, name: str, write: Callable[[], Any]) -> None:
+        """Write now, or queue for the sweep's writer thread (`name`: what it writes)."""
+        if self._writes is None:
             write()
         else:
-            self._deferred.append((name, write))
+            self._writer.write(self._writes, name, write)
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        self._submit(artifact_file, lambda: self.client.log_text(self.run_id, text, artifact_file))
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
 
         now = int(datetime.now().timestamp() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        self.client.log_batch(self.run_id, metrics=batch)
+        self._submit(", ".join(metrics), lambda: self.client.log_batch(self.run_id, metrics=batch))
 
     def log_image(self, image: Any, artifact_file: str) -> None:
         def write() -> None:
             self.client.log_image(self.run_id, image, artifact_file=artifact_file)
 
-        self._write_or_defer(artifact_file, write)
+        self._submit(artifact_file, write)
 
     def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
         def write() -> None:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
 
-        self._write_or_defer(f"{artifact_path or '.'}/{Path(path).name}", write)
+        self._submit(f"{artifact_path or '.'}/{Path(path).name}", write)
 
     def log_data_versions(self, dataset_config: Any, features: Any) -> None:
         """Which dataset and feature versions trained this run: hashes as tags, the
         manifests as artifacts, and MLflow's dataset inputs (the UI's "Datasets used")."""
+        manifest, digest = features.manifest, features.digest
+        self._submit("data versions", lambda: self._log_data(dataset_config, manifest, digest))
+
+    def _log_data(self, dataset_config: Any, manifest: dict, feature_digest: str) -> None:
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
         from mlflow.entities import DatasetInput, InputTag, RunTag
 
         from src.utils.stages.manifests import digest_of
 
-        dataset_manifest = features.manifest["inputs"]["dataset"]
+        dataset_manifest = manifest["inputs"]["dataset"]
         dataset_digest = digest_of(dataset_manifest)
         tags = {
             "data.dataset": dataset_manifest["stage"],
             "data.dataset_sha256": dataset_digest,
-            "data.feature": features.manifest["stage"],
-            "data.feature_sha256": features.digest,
+            "data.feature": manifest["stage"],
+            "data.feature_sha256": feature_digest,
         }
         self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-        self.client.log_dict(self.run_id, features.manifest, "data/feature_manifest.json")
+        self.client.log_dict(self.run_id, manifest, "data/feature_manifest.json")
         inputs = []
         for name, path, digest, context in (
             (dataset_manifest["stage"], dataset_config["data_dir"], dataset_digest, "source"),
             (
-                features.manifest["stage"],
-                features.manifest.get("folder", ""),
-                features.digest,
+                manifest["stage"],
+                manifest.get("folder", ""),
+                feature_digest,
                 "train",
             ),
         ):
@@ -298,8 +308,8 @@ class TrainingRun:
         inferred, because inference re-imports the model in a subprocess (seconds).
         """
         model = model.eval()
-        example = input_example.detach().cpu()
-        self._write_or_defer(MODEL_ARTIFACT, lambda: self._save_model(model, example))
+        example = input_example.detach().cpu().clone()  # not a view that keeps the test set
+        self._submit(MODEL_ARTIFACT, lambda: self._save_model(model, example))
 
     def _save_model(self, model: torch.nn.Module, example: torch.Tensor) -> None:
         import mlflow
