@@ -70,6 +70,7 @@ def test_a_deterministic_cpu_run_is_reproduced_identically(project):
     rerun = newest_run(project, f"tags.reproduces = '{original.info.run_id}'")
     assert rerun.info.run_id != original.info.run_id
     assert rerun.info.status == "FINISHED"
+
     def computed(metrics: dict[str, float]) -> dict[str, float]:
         # system/* metrics sample the machine (CPU, memory), not the computation.
         return {k: v for k, v in metrics.items() if not k.startswith("system/")}
