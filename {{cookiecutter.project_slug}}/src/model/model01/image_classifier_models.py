@@ -83,13 +83,14 @@ class ImageClassifier(L.LightningModule):
     ) -> torch.Tensor:
         images, labels = batch
         loss = self.loss(self(images), labels)
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        # sync_dist: under DDP the mean over all ranks (a no-op on one device).
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self(images)
-        self.log("val/loss", self.loss(logits, labels), on_epoch=True, prog_bar=True)
+        self.log("val/loss", self.loss(logits, labels), on_epoch=True, prog_bar=True, sync_dist=True)
         self.val_acc(logits, labels)
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
 

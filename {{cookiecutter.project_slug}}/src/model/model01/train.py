@@ -38,6 +38,12 @@ from src.utils.paths import LIGHTNING_LOGS_DIR, PROJECT_ROOT, metric_direction
 from src.utils.sweep.sweeper import register_sweeper
 from src.utils.tracking.run import TrainingRun
 from src.utils.tracking.store import TrackingServerUnreachable
+from src.utils.training.distributed import (
+    OtherRankRun,
+    is_rank_zero,
+    launched_ranks,
+    quiet_unless_rank_zero,
+)
 from src.utils.training.guards import NonFiniteLossError, StopOnNonFiniteLoss
 from src.utils.user_errors import report_as_message
 
@@ -60,7 +66,11 @@ USER_ERRORS = (
 @hydra.main(config_path="../../../config/model/model01", config_name="config")
 def main(cfg: DictConfig) -> float:
     quiet_third_party_noise()
-    with report_as_message(*USER_ERRORS), sigterm_as_interrupt():
+    with (
+        report_as_message(*USER_ERRORS),
+        sigterm_as_interrupt(),
+        quiet_unless_rank_zero(*USER_ERRORS),
+    ):
         return train(cfg)
 
 
@@ -81,7 +91,10 @@ def train(cfg: DictConfig) -> float:
         model.net.compile()  # in place, so checkpoints keep the plain module's keys
 
     entry_point = Path(__file__).relative_to(PROJECT_ROOT).as_posix()
-    with TrainingRun(cfg, entry_point=entry_point, model_kind=type(model.net).__name__) as run:
+    kind = type(model.net).__name__
+    # A DDP job is one MLflow run, rank 0's; the other ranks train and log nothing.
+    tracked = TrainingRun(cfg, entry_point=entry_point, model_kind=kind) if is_rank_zero() else OtherRankRun()
+    with tracked as run, launched_ranks(run.run_id):
         run.log_data_versions(datamodule.dataset_config, features)
         checkpoint = ModelCheckpoint(
             dirpath=LIGHTNING_LOGS_DIR / cfg.experiment_name / run.run_id,

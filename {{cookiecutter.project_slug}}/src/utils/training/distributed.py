@@ -1,0 +1,217 @@
+"""Several processes, one job: what a DDP run (trainer.devices=N, strategy=ddp, num_nodes)
+needs beyond Lightning, so that it stays one MLflow run and one trial of one sweep.
+
+- Rank 0 owns the MLflow run; the other ranks train, synchronise and log nothing
+  (`is_rank_zero`, `OtherRankRun`, `quiet_unless_rank_zero`).
+- Lightning starts the other ranks of a machine at `trainer.fit` by re-running the command
+  line (`_hydra_subprocess_cmd`); under `-m` that would start the whole sweep again in each
+  of them. Here a rank runs the one job it belongs to: its own overrides, without `-m`.
+- A rank that failed on its own stops rank 0 with SIGTERM (its run then ends KILLED) instead
+  of Lightning's SIGKILL, which would leave the run RUNNING.
+- After the job, the process is as before it (no leftover process group or launcher
+  variables), so the next trial of a sweep starts its own ranks again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+
+# Rank 0 hands its MLflow run id to the ranks it starts (they inherit its environment).
+RUN_ID_ENV = "TRAINING_RUN_ID"
+# What Lightning's launcher writes into the environment of the process that starts the
+# ranks; left there, the next trial of a sweep would believe its ranks already exist.
+_LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+_SAVED_ENV = (*_LAUNCHER_ENV, "OMP_NUM_THREADS", RUN_ID_ENV)
+# Hydra overrides that belong to the sweep, not to the job a rank runs.
+_SWEEP_ONLY = (
+    "hydra.mode",
+    "hydra.sweep",
+    "hydra.sweeper",
+    "hydra/sweeper",
+    "hydra.launcher",
+    "hydra/launcher",
+    "hydra.run",
+    "hydra.job.name",
+    "hydra.output_subdir",
+)
+# Seconds rank 0 gets to end its run after a SIGTERM before it is killed (a rank stuck in
+# a collective operation never returns to Python).
+_SHUTDOWN_GRACE_S = 60
+
+_observers: list[_Observer] = []
+
+
+def is_rank_zero() -> bool:
+    """Whether this process owns the job's MLflow run: global rank 0, or the only process.
+
+    Read from the environment the launchers set (Lightning, torchrun, Slurm), in Lightning's
+    order, so it is known before the Trainer exists.
+    """
+    rank = 0
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if os.environ.get(key):
+            rank = int(os.environ[key])
+            break
+    node = int(os.environ.get("NODE_RANK") or os.environ.get("GROUP_RANK") or 0)
+    return rank == 0 and node == 0
+
+
+class OtherRankRun:
+    """What ranks > 0 hold instead of a `TrainingRun`: the same calls, nothing created or
+    logged. Lightning's MLflow logger logs on rank 0 only; these ranks have none."""
+
+    logger = False
+    run_name = ""
+
+    def __init__(self) -> None:
+        self.run_id = os.environ.get(RUN_ID_ENV, "")
+
+    def __enter__(self) -> OtherRankRun:
+        return self
+
+    def __exit__(self, *exc_info: object) -> bool:
+        return False
+
+    def log_data_versions(self, *args: Any) -> None: ...
+
+    def log_file(self, *args: Any) -> None: ...
+
+    def log_image(self, *args: Any) -> None: ...
+
+    def log_pytorch_model(self, *args: Any, **kwargs: Any) -> str:
+        return ""
+
+
+@contextmanager
+def quiet_unless_rank_zero(*stopped_together: type[BaseException]) -> Iterator[None]:
+    """On ranks > 0: no log file lines, no warnings twice, and exit 0 on the errors that
+    every rank raises at once (`stopped_together`, Ctrl-C, SIGTERM), which rank 0 reports.
+
+    A rank that exits non-zero makes rank 0 stop its run; for a failure rank 0 records
+    itself (a diverged loss, a config error) that would turn a FAILED trial into a
+    stopped sweep.
+    """
+    if is_rank_zero():
+        yield
+        return
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.WARNING)
+    try:
+        yield
+    except (*stopped_together, KeyboardInterrupt, SystemExit):
+        raise SystemExit(0) from None
+
+
+@contextmanager
+def launched_ranks(run_id: str) -> Iterator[None]:
+    """Around the Trainer's fit and test: the ranks Lightning starts run this job only and
+    know `run_id`; afterwards the process group and the launcher's variables are gone."""
+    import torch
+
+    saved = {key: os.environ.get(key) for key in _SAVED_ENV}
+    threads = torch.get_num_threads()
+    os.environ[RUN_ID_ENV] = run_id
+    _patch_lightning_launcher()
+    try:
+        yield
+    finally:
+        for observer in _observers:
+            observer.stop()
+        _observers.clear()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        torch.set_num_threads(threads)
+
+
+def rank_command(local_rank: int) -> tuple[list[str], str]:
+    """The command line that starts rank `local_rank` of this Hydra job, and its folder.
+
+    Lightning's own version re-uses `sys.argv`; in a sweep's trial that is the sweep. This
+    one re-runs the trial: the config flags, the job's overrides (the sweeper's point and
+    `sweep.*` included) and its non-sweep Hydra overrides, into the job's output folder.
+    """
+    import __main__
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd, to_absolute_path
+
+    hydra = HydraConfig.get()
+    if __main__.__spec__ is None:
+        command = [sys.executable, to_absolute_path(sys.argv[0])]
+    else:
+        command = [sys.executable, "-m", __main__.__spec__.name]
+    args = get_args_parser().parse_args(sys.argv[1:])
+    for flag, value in (
+        ("--config-path", args.config_path),
+        ("--config-name", args.config_name),
+        ("--config-dir", args.config_dir),
+    ):
+        if value:
+            command += [flag, value]
+    command += [o for o in hydra.overrides.hydra if not _override_key(o).startswith(_SWEEP_ONLY)]
+    command += list(hydra.overrides.task)
+    command += [
+        f'hydra.run.dir="{hydra.runtime.output_dir}"',
+        f"hydra.job.name=train_ddp_process_{local_rank}",
+        "hydra.output_subdir=null",  # rank 0 writes the job's .hydra folder
+    ]
+    return command, get_original_cwd()
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _patch_lightning_launcher() -> None:
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    subprocess_script._hydra_subprocess_cmd = rank_command
+    subprocess_script._launch_process_observer = _observe
+
+
+class _Observer(_ChildProcessObserver):
+    """Lightning's watch on the ranks it started, with a gentler end for rank 0."""
+
+    def __init__(self, main_pid: int, child_processes: list[Any]) -> None:
+        super().__init__(main_pid=main_pid, child_processes=child_processes)
+        self.stopped = threading.Event()
+
+    def stop(self) -> None:
+        # Rank 0 ends the job itself from here on; ranks it stops are not failures.
+        self.stopped.set()
+
+    def _run(self) -> bool:
+        return self.stopped.is_set() or super()._run()
+
+    def _terminate_all(self) -> None:
+        if self.stopped.is_set():
+            return
+        for process in self._child_processes:
+            process.send_signal(self._termination_signal)
+        # SIGTERM reaches rank 0 as Ctrl-C (sigterm_as_interrupt), so its run ends KILLED.
+        os.kill(self._main_pid, signal.SIGTERM)
+        if not self.stopped.wait(_SHUTDOWN_GRACE_S):
+            os.kill(self._main_pid, self._termination_signal)
+
+
+def _observe(child_processes: list[Any]) -> None:
+    observer = _Observer(main_pid=os.getpid(), child_processes=child_processes)
+    _observers.append(observer)
+    observer.start()
