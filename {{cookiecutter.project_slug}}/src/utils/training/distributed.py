@@ -6,7 +6,8 @@ needs beyond Lightning, so that it stays one MLflow run and one trial of one swe
 - Lightning starts the other ranks of a machine at `trainer.fit` by re-running the command
   line (`_hydra_subprocess_cmd`); under `-m` that would start the whole sweep again in each
   of them. Here a rank runs the one job it belongs to: its own overrides, without `-m`.
-- A rank that failed on its own stops rank 0 with SIGTERM (its run then ends KILLED) instead
+- Ctrl-C and SIGTERM stop every rank without a collective inside a signal handler, and a
+  rank that failed on its own stops rank 0 with SIGTERM (its run then ends KILLED) instead
   of Lightning's SIGKILL, which would leave the run RUNNING.
 - After the job, the process is as before it (no leftover process group or launcher
   variables), so the next trial of a sweep starts its own ranks again.
@@ -123,7 +124,7 @@ def launched_ranks(run_id: str) -> Iterator[None]:
     saved = {key: os.environ.get(key) for key in _SAVED_ENV}
     threads = torch.get_num_threads()
     os.environ[RUN_ID_ENV] = run_id
-    _patch_lightning_launcher()
+    _patch_lightning()
     try:
         yield
     finally:
@@ -179,11 +180,22 @@ def _override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def _patch_lightning_launcher() -> None:
+def _patch_lightning() -> None:
     from lightning.pytorch.strategies.launchers import subprocess_script
+    from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
 
     subprocess_script._hydra_subprocess_cmd = rank_command
     subprocess_script._launch_process_observer = _observe
+    _SignalConnector._sigterm_notifier_fn = _note_sigterm
+
+
+def _note_sigterm(connector: Any, signum: int, frame: Any) -> None:
+    """Lightning's SIGTERM notifier without its broadcast: a collective started inside a
+    signal handler meets a rank that is waiting in another one, and both hang (measured).
+    The flag still reaches every rank through the training loop's own per-step broadcast,
+    and sigterm_as_interrupt, chained after this, stops rank 0 at once (its run KILLED,
+    the ranks it started killed by Lightning)."""
+    connector.received_sigterm = True
 
 
 class _Observer(_ChildProcessObserver):
