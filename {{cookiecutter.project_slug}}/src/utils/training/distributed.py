@@ -149,7 +149,7 @@ def rank_command(local_rank: int) -> tuple[list[str], str]:
     `sweep.*` included) and its non-sweep Hydra overrides, into the job's output folder.
     """
     import __main__
-    from hydra._internal.utils import get_args_parser
+    from hydra._internal.utils import get_args
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import get_original_cwd, to_absolute_path
 
@@ -158,7 +158,7 @@ def rank_command(local_rank: int) -> tuple[list[str], str]:
         command = [sys.executable, to_absolute_path(sys.argv[0])]
     else:
         command = [sys.executable, "-m", __main__.__spec__.name]
-    args = get_args_parser().parse_args(sys.argv[1:])
+    args = get_args(sys.argv[1:])  # as Hydra read them
     for flag, value in (
         ("--config-path", args.config_path),
         ("--config-name", args.config_name),
