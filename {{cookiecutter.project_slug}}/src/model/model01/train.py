@@ -17,7 +17,12 @@ import gc
 # Paused until they are loaded, then frozen out of every later collection.
 gc.disable()
 
+import sys
 from pathlib import Path
+
+# This project's `src` first, whatever else is installed: with two projects installed
+# (editable) in one environment, `import src` would find the one whose .pth sorts first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 import hydra
 import lightning as L
@@ -93,7 +98,10 @@ def train(cfg: DictConfig) -> float:
     entry_point = Path(__file__).relative_to(PROJECT_ROOT).as_posix()
     kind = type(model.net).__name__
     # A DDP job is one MLflow run, rank 0's; the other ranks train and log nothing.
-    tracked = TrainingRun(cfg, entry_point=entry_point, model_kind=kind) if is_rank_zero() else OtherRankRun()
+    if is_rank_zero():
+        tracked = TrainingRun(cfg, entry_point=entry_point, model_kind=kind)
+    else:
+        tracked = OtherRankRun()
     with tracked as run, launched_ranks(run.run_id):
         run.log_data_versions(datamodule.dataset_config, features)
         checkpoint = ModelCheckpoint(

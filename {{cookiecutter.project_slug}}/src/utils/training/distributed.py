@@ -148,10 +148,11 @@ def rank_command(local_rank: int) -> tuple[list[str], str]:
     one re-runs the trial: the config flags, the job's overrides (the sweeper's point and
     `sweep.*` included) and its non-sweep Hydra overrides, into the job's output folder.
     """
-    import __main__
     from hydra._internal.utils import get_args
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import get_original_cwd, to_absolute_path
+
+    import __main__
 
     hydra = HydraConfig.get()
     if __main__.__spec__ is None:
