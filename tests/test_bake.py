@@ -93,6 +93,7 @@ EXPECTED_FILES = {
     "src/utils/tracking/sweep_run.py",
     "src/utils/tracking/tags.py",
     "src/utils/training/__init__.py",
+    "src/utils/training/distributed.py",
     "src/utils/training/guards.py",
     "src/utils/user_errors.py",
     "tests/conftest.py",
