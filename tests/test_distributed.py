@@ -3,6 +3,7 @@ sweep, and every rank stops together on a diverged loss or a signal."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -135,6 +136,8 @@ def test_a_sweep_of_ddp_trials_is_one_sweep(installed_project):
     for trial in study.trials:
         assert by_number[trial.number].data.metrics["val/acc"] == pytest.approx(trial.value)
     assert len(list((project / "multirun" / name).iterdir())) == 1
+    champion = client(project).get_model_version_by_alias(name, "champion")
+    assert champion.run_id in {r.info.run_id for r in trials}
     print(f"DDP sweep, 2 trials on 2 CPU processes each: {elapsed:.1f} s")
 
 
@@ -164,9 +167,16 @@ def test_a_diverged_ddp_trial_fails_and_the_next_trial_trains(installed_project)
     assert by_rate[0.0013].info.status == "FINISHED"
 
 
-def test_sigterm_to_rank_zero_stops_every_rank_and_ends_the_run_killed(installed_project, tmp_path):
+@pytest.mark.parametrize(
+    ("sig", "to_group"),
+    [(signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["sigterm-to-rank-0", "ctrl-c-to-every-rank"],
+)
+def test_a_signal_stops_every_rank_and_ends_the_run_killed(
+    installed_project, tmp_path, sig, to_group
+):
     project = installed_project
-    name = "ddp_sigterm"
+    name = f"ddp_{signal.Signals(sig).name.lower()}"
     log = tmp_path / "train.log"
     process = subprocess.Popen(
         [
@@ -182,6 +192,7 @@ def test_sigterm_to_rank_zero_stops_every_rank_and_ends_the_run_killed(installed
         env=project_env(),
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, as a terminal gives it
     )
     try:
         deadline = time.monotonic() + 180
@@ -190,11 +201,14 @@ def test_sigterm_to_rank_zero_stops_every_rank_and_ends_the_run_killed(installed
             assert time.monotonic() < deadline, "training never logged a step"
             time.sleep(0.5)
         assert processes_with(f"experiment_name={name}", "train_ddp_process_1")
-        process.send_signal(signal.SIGTERM)
+        if to_group:
+            os.killpg(process.pid, sig)  # Ctrl-C in a terminal reaches every rank
+        else:
+            process.send_signal(sig)  # `kill <pid>`, a scheduler: rank 0 only
         process.wait(timeout=60)
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode != 0
     (logged,) = runs_of(project, name)
     assert logged.info.status == "KILLED"
