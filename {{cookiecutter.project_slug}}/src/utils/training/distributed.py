@@ -94,12 +94,11 @@ class OtherRankRun:
 
 @contextmanager
 def quiet_unless_rank_zero(*stopped_together: type[BaseException]) -> Iterator[None]:
-    """On ranks > 0: no log file lines, no warnings twice, and exit 0 on the errors that
-    every rank raises at once (`stopped_together`, Ctrl-C, SIGTERM), which rank 0 reports.
+    """On ranks > 0: no log file lines, no message twice, and exit 0 on what every rank
+    raises together (`stopped_together`, Ctrl-C, SIGTERM), since rank 0 reports it.
 
-    A rank that exits non-zero makes rank 0 stop its run; for a failure rank 0 records
-    itself (a diverged loss, a config error) that would turn a FAILED trial into a
-    stopped sweep.
+    Exiting non-zero there would make rank 0 stop (Lightning's watch on the ranks), and a
+    trial that should simply be FAILED would stop the whole sweep.
     """
     if is_rank_zero():
         yield
