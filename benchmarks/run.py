@@ -65,6 +65,8 @@ class Plan:
     sweep_args: tuple[str, ...]
     mlflow_values: int
     stock_ui: bool
+    tiny_trials: int  # W_n of (W_n - W_1) / (n - 1), the per_trial_tiny_s figure
+    tiny_repeats: int
 
 
 FULL = Plan(
@@ -77,6 +79,8 @@ FULL = Plan(
     sweep_args=("trainer.max_epochs=1",),
     mlflow_values=500,
     stock_ui=True,
+    tiny_trials=5,
+    tiny_repeats=3,
 )
 QUICK = Plan(
     sizes=(300, 600),
@@ -93,6 +97,8 @@ QUICK = Plan(
     ),
     mlflow_values=40,
     stock_ui=False,
+    tiny_trials=2,
+    tiny_repeats=1,
 )
 
 # Targets from the issue; anchors measured with lightning-hydra-template on 1,500 images.
@@ -101,7 +107,8 @@ TARGETS = {
     "overhead_ratio_small": ("<= 1.10", "1.65 (1.71 with MLflow)"),
     "startup_s": ("<= 4", "6.0"),
     "per_trial_overhead_s": ("<= 0.3", "0.60"),
-    "sweep_peak_rss_mb": (None, "1080"),
+    "per_trial_tiny_s": ("< 0.5", "0.77 (0.24 without its logger)"),
+    "sweep_peak_rss_mb": ("<= 1150", "1140 (1070 without its logger)"),
     "store_creation_s": (None, "~8"),
 }
 
@@ -293,6 +300,38 @@ def measure_sweep(project: Project, plan: Plan) -> dict:
     }
 
 
+# Trials of one batch each: a trial is then almost pure bookkeeping, whatever the stack.
+TINY_TRIAL = (
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=1",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+)
+
+
+def measure_tiny_trials(project: Project, plan: Plan) -> dict:
+    """What one more trial costs: (wall of an n-trial sweep - wall of a 1-trial sweep) /
+    (n - 1), trials of one batch; each sweep a fresh study, medians of interleaved repeats."""
+    walls: dict[int, list[float]] = {1: [], plan.tiny_trials: []}
+    for repeat in range(plan.tiny_repeats):
+        for trials in walls:
+            space = f"learning_rate=interval(0.001,{0.002 + repeat * 1e-4 + trials * 1e-5:.5f})"
+            start, end, _ = project.child(
+                "project", TRAIN, "-m", space, f"hydra.sweeper.n_trials={trials}", *TINY_TRIAL
+            )
+            walls[trials].append(end - start)
+            log(f"tiny trials, repeat {repeat + 1}: {trials} trial(s) in {walls[trials][-1]:.2f} s")
+    w1, wn = statistics.median(walls[1]), statistics.median(walls[plan.tiny_trials])
+    return {
+        "trials": plan.tiny_trials,
+        "wall_1_s": w1,
+        "wall_n_s": wn,
+        "per_trial_tiny_s": (wn - w1) / (plan.tiny_trials - 1),
+        "startup_tiny_s": w1 - (wn - w1) / (plan.tiny_trials - 1),
+        "walls": {str(k): v for k, v in walls.items()},
+    }
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -415,6 +454,18 @@ def table(figures: dict) -> str:
                 "per_trial_overhead_s",
             ),
             row(
+                f"one more 1-batch trial `per_trial_tiny_s` ((W{figures['tiny']['trials']} - W1)"
+                f" / {figures['tiny']['trials'] - 1}, medians)",
+                figures["tiny"]["per_trial_tiny_s"],
+                "s",
+                "per_trial_tiny_s",
+            ),
+            row(
+                "start-up, 1-batch trials (W1 - per_trial_tiny_s)",
+                figures["tiny"]["startup_tiny_s"],
+                "s",
+            ),
+            row(
                 "sweep wall / sum of fit walls",
                 sweep["sweep_wall_s"],
                 f"s / {sweep['fit_wall_sum_s']:.3g} s",
@@ -506,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         if "sweep" in args.parts:
             log("sweep")
             parts["sweep"] = measure_sweep(project, plan)
+            parts["tiny"] = measure_tiny_trials(project, plan)
         if "mlflow" in args.parts:
             log("mlflow")
             parts["mlflow"] = measure_mlflow(project, plan)
@@ -527,6 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("startup_s", "per_trial_overhead_s"):
             figures[key] = parts["sweep"][key]
         figures["sweep_peak_rss_mb"] = parts["sweep"]["peak_rss_mb"]
+        figures["per_trial_tiny_s"] = parts["tiny"]["per_trial_tiny_s"]
     figures.update(parts)
     figures["load_average_at_end"] = list(os.getloadavg())
     figures["benchmark_wall_s"] = time.time() - started

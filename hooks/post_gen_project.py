@@ -20,6 +20,7 @@ Next steps:
   poetry install
   poetry run python src/model/model01/train.py -m 'learning_rate=interval(0.001,0.002)'
   bash scripts/mlflow_ui.sh
+  bash scripts/optuna_dashboard.sh
   # then open notebooks/load_model.ipynb to load a run's model and predict
 """
 

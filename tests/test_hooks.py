@@ -157,7 +157,7 @@ def test_post_hook_skips_git_when_not_asked(tmp_path):
     assert not (tmp_path / ".git").exists()
 
 
-def test_post_hook_prints_the_four_next_steps(tmp_path, capsys):
+def test_post_hook_prints_the_next_steps(tmp_path, capsys):
     (tmp_path / "scripts").mkdir()
     post.main(dict(GOOD), tmp_path)
     out = capsys.readouterr().out
@@ -165,6 +165,7 @@ def test_post_hook_prints_the_four_next_steps(tmp_path, capsys):
         "poetry install",
         "poetry run python src/model/model01/train.py -m 'learning_rate=interval(0.001,0.002)'",
         "bash scripts/mlflow_ui.sh",
+        "bash scripts/optuna_dashboard.sh",
         "notebooks/load_model.ipynb",
     ):
         assert step in out

@@ -220,28 +220,95 @@ def test_a_hard_killed_sweep_is_cleaned_up_on_the_next_start(installed_project, 
     assert states == ["COMPLETE", "FAIL", "COMPLETE"]
 
 
-# The catalogue of bad inputs the README lists; each one must say what is wrong.
+# The catalogue of bad inputs the README lists; each one must say what is wrong. `own`: the
+# project's message (exit 2, no traceback, said once); the rest are Hydra's own.
 @pytest.mark.parametrize(
-    ("args", "expected"),
+    ("args", "expected", "own"),
     [
-        (["foo=1"], "Could not override 'foo'"),
-        (["-m", "learning_rate=interval(0.001)"], "missing a required argument: 'end'"),
-        (["learning_rate=-0.1"], "learning_rate must be a positive number, got -0.1"),
-        (["batch_size=0"], "batch_size must be at least 1, got 0"),
-        (["batch_size=many"], "Value 'many' of type 'str' could not be converted to Integer"),
-        (["optimized_metric=val/f1"], "optimized_metric must be one of val/acc, val/loss"),
-        (["data.val_fraction=1.5"], "data.val_fraction must be between 0 and 1, got 1.5"),
-        (["trainer.accelerator=gpu"], "No supported gpu backend found"),
-        (["trainer.limit_val_batches=0"], "trainer.limit_val_batches=0 switches validation off"),
+        (["foo=1"], "Could not override 'foo'", False),
+        (["-m", "learning_rate=interval(0.001)"], "missing a required argument: 'end'", False),
+        (["learning_rate=-0.1"], "learning_rate must be a positive number, got -0.1", True),
+        (["batch_size=0"], "batch_size must be at least 1, got 0", True),
+        (
+            ["batch_size=many"],
+            "Value 'many' of type 'str' could not be converted to Integer",
+            True,
+        ),
+        (["optimized_metric=val/f1"], "optimized_metric must be one of val/acc, val/loss", True),
+        (["data.val_fraction=1.5"], "data.val_fraction must be between 0 and 1, got 1.5", True),
+        (["trainer.accelerator=gpu"], "No supported gpu backend found", True),
+        (
+            ["trainer.limit_val_batches=0"],
+            "trainer.limit_val_batches=0 switches validation off",
+            True,
+        ),
+        (
+            ["-m", "learning_rate=interval(0.002,0.001)"],
+            "learning_rate=interval(0.002,0.001) is reversed: the lower bound must be below "
+            "the upper one; use interval(0.001,0.002)",
+            True,
+        ),
+        (["-m", "learning_rate=interval(0.001,0.001)"], "interval(0.001,0.001) is empty", True),
+        (
+            ["-m", "learning_rate=tag(lug, interval(0.001,0.002))"],
+            "learning_rate: unknown tag 'lug' on interval(...)",
+            True,
+        ),
+        (
+            ["-m", "learning_rate=tag(log, interval(0,0.1))"],
+            "a log-scale interval must start above 0",
+            True,
+        ),
+        (
+            ["-m", "learning_rate=interval(0.001,0.002)", "hydra/sweeper/sampler=nope"],
+            "Could not find 'hydra/sweeper/sampler/nope'",
+            False,
+        ),
+        (
+            [
+                "-m",
+                "learning_rate=interval(0.001,0.002)",
+                "hydra.sweeper.sampler._target_=optuna.samplers.NopeSampler",
+            ],
+            "hydra.sweeper.sampler cannot be created: Error locating target",
+            True,
+        ),
     ],
 )
-def test_bad_training_input_says_what_is_wrong(installed_project, args, expected):
+def test_bad_training_input_says_what_is_wrong(installed_project, args, expected, own):
+    before = len(all_runs(installed_project))
     result = run([*TRAIN, *args], cwd=installed_project, check=False, timeout=180)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert expected in output
-    if "-m" not in args and "foo=1" not in args:
+    if own:
         assert "Traceback" not in output and result.returncode == 2
+        # Said once: the `error:` line, not a log line repeating it on the console.
+        assert output.count("error: ") == 1, output[-3000:]
+        assert output.count(expected) == 1, output[-3000:]
+    if "-m" in args:  # a refused sweep leaves nothing behind: no parent run, no trial run
+        assert len(all_runs(installed_project)) == before
+
+
+def all_runs(project: Path) -> list:
+    mlflow_client = client(project)
+    experiment = mlflow_client.get_experiment_by_name("model01")
+    if experiment is None:
+        return []
+    return mlflow_client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+def test_a_sweep_with_nothing_left_to_run_adds_no_parent_run(installed_project):
+    sweep = [*TRAIN, "-m", "learning_rate=interval(0.0011,0.0019)", *SMALL_RUN]
+    first = run([*sweep, "hydra.sweeper.n_trials=1"], cwd=installed_project)
+    study_name = study_name_in(first.stdout + first.stderr)
+    parents = [r for r in study_runs(installed_project, study_name) if r.startswith("sweep-")]
+    assert len(parents) == 1
+    again = run([*sweep, "hydra.sweeper.n_trials=1"], cwd=installed_project)
+    assert "Nothing to run" in again.stdout + again.stderr
+    runs = all_study_runs(installed_project, study_name)
+    assert [r.info.run_name for r in runs].count(f"sweep-{study_name}") == 1
+    assert len(load_study(installed_project, study_name).trials) == 1
 
 
 def test_unreachable_tracking_server_fails_within_seconds(installed_project):

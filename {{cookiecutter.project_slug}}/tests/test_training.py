@@ -4,6 +4,7 @@ import lightning as L
 import torch
 
 from src.feature.feature01.mnist_datamodule import MNISTDataModule
+from src.model.model01.evaluation import confusion_matrix, predict, score_test_set
 from src.model.model01.image_classifier_models import ImageClassifier
 
 
@@ -25,14 +26,20 @@ def quiet_trainer(**settings: object) -> L.Trainer:
     )
 
 
+def scored(model: ImageClassifier, datamodule: MNISTDataModule, limit: int | float = 1.0):
+    datamodule.setup("test")
+    images, labels = datamodule.test_set.tensors
+    return score_test_set(model.net, images, labels, datamodule.batch_size, limit)
+
+
 def test_fast_dev_run_trains_validates_and_tests(stage_configs):
     datamodule = tiny_mnist(stage_configs, 16)
     model = ImageClassifier(learning_rate=1e-3)
     trainer = quiet_trainer(fast_dev_run=True)
     trainer.fit(model, datamodule=datamodule)
     assert {"train/loss", "val/loss", "val/acc"} <= set(trainer.logged_metrics)
-    results = trainer.test(model, datamodule=datamodule, verbose=False)
-    assert 0.0 <= results[0]["test/acc"] <= 1.0
+    metrics, _counts = scored(model, datamodule)
+    assert 0.0 <= metrics["test/acc"] <= 1.0 and metrics["test/loss"] > 0
 
 
 def test_checkpoint_reload_gives_the_same_predictions(stage_configs, tmp_path: Path):
@@ -60,21 +67,24 @@ def test_the_network_learns_the_fixture_digits(stage_configs):
     model = ImageClassifier(learning_rate=2e-3)
     trainer = quiet_trainer(max_epochs=3)
     trainer.fit(model, datamodule=datamodule)
-    accuracy = trainer.test(model, datamodule=datamodule, verbose=False)[0]["test/acc"]
-    assert accuracy > 0.5
+    assert scored(model, datamodule)[0]["test/acc"] > 0.5
 
 
-def test_the_test_pass_fills_the_confusion_matrix(stage_configs):
-    from src.model.model01.evaluation import confusion_matrix, predict
-
+def test_the_test_pass_agrees_with_lightning_and_honours_the_batch_limit(stage_configs):
     datamodule = tiny_mnist(stage_configs, 64)
     model = ImageClassifier(learning_rate=1e-3, channels=8, hidden=16)
     trainer = quiet_trainer(max_epochs=1, limit_train_batches=2)
     trainer.fit(model, datamodule=datamodule)
-    for _ in range(2):  # a second test pass must not add to the first one's counts
-        trainer.test(model, datamodule=datamodule, verbose=False)
-    counts = model.test_confusion.compute()
+
+    metrics, counts = scored(model, datamodule)
     assert int(counts.sum()) == len(datamodule.test_set)
-    assert torch.equal(
-        counts.cpu(), confusion_matrix(*predict(model.net, datamodule.test_dataloader()))
+    assert torch.equal(counts, confusion_matrix(*predict(model.net, datamodule.test_dataloader())))
+    # The same loss as Lightning's own evaluation loop gives over the same images.
+    lightning_loss = trainer.validate(
+        model, dataloaders=datamodule.test_dataloader(), verbose=False
     )
+    assert abs(lightning_loss[0]["val/loss"] - metrics["test/loss"]) < 1e-4
+    assert abs(lightning_loss[0]["val/acc"] - metrics["test/acc"]) < 1e-6
+
+    assert int(scored(model, datamodule, limit=2)[1].sum()) == 2 * 64
+    assert int(scored(model, datamodule, limit=0.5)[1].sum()) == 2 * 64  # 4 batches of 200

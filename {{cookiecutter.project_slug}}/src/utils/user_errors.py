@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,15 @@ def report_as_message(*errors: type[BaseException]) -> Iterator[None]:
     except errors as error:
         if in_multirun():
             raise
-        log.error(f"{type(error).__name__}: {error}")
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
+        exit_with_message(f"{error}", kind=type(error).__name__)
+
+
+def exit_with_message(message: str, kind: str = "error") -> NoReturn:
+    """Print `error: <message>` once, keep it in the log files, and exit with status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    # The console already shows the line above; Hydra's log files get it too.
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, f"{kind}: {message}", (), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    raise SystemExit(EXIT_USER_ERROR)

@@ -1,9 +1,12 @@
-"""Predictions and the confusion matrix of a trained classifier."""
+"""The test pass, predictions and the confusion matrix of a trained classifier."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 from PIL import Image, ImageDraw, ImageFont
+from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from src.model.model01.image_classifier_models import NUM_CLASSES
@@ -23,6 +26,43 @@ def predict(model: torch.nn.Module, loader: DataLoader) -> tuple[torch.Tensor, t
         predicted.append(model(images.to(device)).argmax(dim=1).cpu())
         actual.append(labels)
     return torch.cat(predicted), torch.cat(actual)
+
+
+@torch.no_grad()
+def score_test_set(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    limit_batches: int | float = 1.0,
+) -> tuple[dict[str, float], torch.Tensor]:
+    """`test/acc`, `test/loss` and counts[true, predicted] of `model` in one pass.
+
+    Plain batches over feature01's in-memory test tensors: Lightning's `trainer.test` would
+    set up a second loop (and reload the checkpoint) for every trial, about a third of a
+    small trial's bookkeeping (the template's benchmarks/run.py). `limit_batches` reads
+    like `trainer.limit_test_batches`: a number of batches (int) or a fraction (float).
+    """
+    n_batches = math.ceil(len(images) / batch_size)
+    if isinstance(limit_batches, float):
+        n_batches = max(1, int(n_batches * limit_batches)) if limit_batches > 0 else 0
+    else:
+        n_batches = min(n_batches, int(limit_batches))
+    n = min(len(images), n_batches * batch_size)
+    if n == 0:
+        raise ValueError("the test pass has no batch: keep trainer.limit_test_batches above 0")
+    model.eval()
+    device = next(model.parameters()).device
+    loss_sum, predicted = 0.0, []
+    for start in range(0, n, batch_size):
+        logits = model(images[start : start + batch_size].to(device))
+        targets = labels[start : start + batch_size].to(device)
+        loss_sum += float(F.cross_entropy(logits, targets, reduction="sum"))
+        predicted.append(logits.argmax(dim=1).cpu())
+    predicted_labels, actual = torch.cat(predicted), labels[:n].cpu()
+    accuracy = float((predicted_labels == actual).float().mean())
+    metrics = {"test/acc": accuracy, "test/loss": loss_sum / n}
+    return metrics, confusion_matrix(predicted_labels, actual)
 
 
 def confusion_matrix(predicted: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 import hydra
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -34,7 +35,7 @@ from omegaconf import DictConfig
 from src.dataset.dataset01.mnist_files import MNISTFilesError
 from src.feature.feature01.mnist_datamodule import MNISTDataModule
 from src.model.model01.config_schema import ConfigError, validate_train_config
-from src.model.model01.evaluation import confusion_matrix_image
+from src.model.model01.evaluation import confusion_matrix_image, score_test_set
 from src.model.model01.image_classifier_models import ImageClassifier
 from src.utils.console import quiet_third_party_noise
 from src.utils.hydra_resolvers import register_resolvers
@@ -50,6 +51,7 @@ from src.utils.training.distributed import (
     quiet_unless_rank_zero,
 )
 from src.utils.training.guards import NonFiniteLossError, StopOnNonFiniteLoss
+from src.utils.training.settings import trainer_settings
 from src.utils.user_errors import report_as_message
 
 register_resolvers()
@@ -116,26 +118,31 @@ def train(cfg: DictConfig) -> float:
             if c
         ]
         callbacks = [checkpoint, StopOnNonFiniteLoss(), *extra]
-        trainer = L.Trainer(**cfg.trainer, logger=run.logger, callbacks=callbacks)
+        trainer = L.Trainer(**trainer_settings(cfg), logger=run.logger, callbacks=callbacks)
         trainer.fit(model, datamodule=datamodule)
         if checkpoint.best_model_score is None:
             raise ConfigError(
                 f"{cfg.optimized_metric} was never logged, so there is no best epoch: "
                 "keep trainer.limit_val_batches above 0"
             )
-        trainer.test(model, datamodule=datamodule, ckpt_path="best")
 
-        # test(ckpt_path="best") loaded the best weights into `model`; a compiled net is
-        # reloaded plain, as MLflow pickles it.
-        if cfg.compile:
-            best = ImageClassifier.load_from_checkpoint(checkpoint.best_model_path).cpu()
-        else:
-            best = model.cpu()
+        # The best epoch's weights, tested once over feature01's cached test tensors.
+        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(best["state_dict"])
+        datamodule.setup("test")
+        net = model.net.to(trainer.strategy.root_device)
+        metrics, counts = score_test_set(
+            net, *datamodule.test_set.tensors, cfg.batch_size, cfg.trainer.limit_test_batches
+        )
+        run.log_metrics(metrics, step=trainer.global_step)
         run.log_file(checkpoint.best_model_path, "checkpoints")
-        counts = model.test_confusion.compute().cpu()  # counts[true, predicted], from test()
         run.log_image(confusion_matrix_image(counts, run.run_name), "plots/confusion_matrix.png")
         if cfg.mlflow.log_model:
-            run.log_pytorch_model(best.net, input_example=datamodule.test_set.tensors[0][:4])
+            logged = net
+            if cfg.compile:  # MLflow pickles the model: log a plain copy of the compiled net
+                logged = ImageClassifier(**best["hyper_parameters"]).net
+                logged.load_state_dict(net.state_dict())
+            run.log_pytorch_model(logged.cpu(), input_example=datamodule.test_set.tensors[0][:4])
     return float(checkpoint.best_model_score)
 
 

@@ -18,6 +18,7 @@ Same config keys as the stock `hydra-optuna-sweeper`; on top of it this sweeper
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -28,14 +29,19 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.sweep.search_space import SearchSpaceError, parse_search_space
 from src.utils.tracking import stale_runs
+from src.utils.tracking.deferred import deferred_writes
 from src.utils.tracking.redaction import redact_url_credentials
+from src.utils.user_errors import exit_with_message
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +63,18 @@ def search_space_id(arguments: Sequence[str]) -> str:
 
 
 def _instantiate_sampler(sampler_config: Any) -> Any:
-    return instantiate(
-        sampler_config,
-        _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*"),
-    )
+    try:
+        return instantiate(
+            sampler_config,
+            _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*"),
+        )
+    except InstantiationException as error:
+        exit_with_message(
+            f"hydra.sweeper.sampler cannot be created: {str(error).splitlines()[0]}. Pick one "
+            "of Optuna's samplers by name, e.g. hydra/sweeper/sampler=random (or tpe, cmaes, "
+            "gp, grid, nsgaii, qmc), or a _target_ under optuna.samplers",
+            kind="ConfigError",
+        )
 
 
 def _create_study(**kwargs: Any) -> optuna.Study:
@@ -134,7 +148,10 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         quiet_third_party_noise()
         self._process_searchspace_config()
         space = self._parse_sweeper_params_config() + list(arguments)
-        distributions, fixed_params, fixed_overrides = create_params_from_overrides(space)
+        try:
+            distributions, fixed_params, fixed_overrides = parse_search_space(space)
+        except SearchSpaceError as error:
+            exit_with_message(str(error), kind="SearchSpaceError")
         for name in fixed_params:
             distributions.pop(name, None)
         experiment = self.config.experiment_name
@@ -156,27 +173,35 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
                 f"Resuming study {self.study_name}: {done} of {self.n_trials} trials finished, "
                 f"{to_run} to run"
             )
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         if to_run == 0:
+            # No parent run either: an empty `sweep-...` run per call would clutter the store.
             log.info(
                 f"Nothing to run: raise hydra.sweeper.n_trials above {self.n_trials} to add "
                 "trials, or change the search space to start a new study"
             )
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+            return
         stale_runs.kill_dead_runs(self.config)
 
+        # Trials in this process hand their last uploads to a writer thread, which writes
+        # them while the next trial trains (see tracking/deferred.py).
+        in_process = isinstance(self.launcher, BasicLauncher)
         with (
             sigterm_as_interrupt(),
             SweepParentRun(self.config, self.study_name, arguments) as parent,
         ):
             self.parent_run_id = parent.run_id
-            try:
-                failures = self._run_trials(
-                    study, to_run, distributions, fixed_params, fixed_overrides
-                )
-            except SweepStopped as stopped:
-                parent.failure = str(stopped)
-                failures = []
+            with deferred_writes() if in_process else contextlib.nullcontext() as writer:
+                try:
+                    failures = self._run_trials(
+                        study, to_run, distributions, fixed_params, fixed_overrides
+                    )
+                except SweepStopped as stopped:
+                    parent.failure = str(stopped)
+                    failures = []
+            for run_id, message in writer.failures if writer else []:
+                log.warning(f"Run {run_id} ended FAILED: {message}")
             parent.log_study_summary(study)
             parent.register_champion(study, experiment, self.config.optimized_metric)
             self._report(study, failures, sweep_dir)

@@ -2,7 +2,10 @@
 
 A run is created with MlflowClient (not MLflow's fluent API) so trials of a sweep never
 share hidden global state, and handed to Lightning's MLFlowLogger by id. Leaving the
-`with` block ends the run FINISHED, FAILED (with the error) or KILLED (Ctrl-C).
+`with` block ends the run FINISHED, FAILED (with the error) or KILLED (Ctrl-C). Inside a
+sweep that runs its trials in-process, the final artifacts (checkpoint, plots, model) and
+the run's end are handed to a worker thread instead (see deferred), so the next trial
+starts training while they are written.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +23,7 @@ import torch
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.tracking.deferred import Step, active_writer
 from src.utils.tracking.environment import (
     MlflowProjectRun,
     environment_tags,
@@ -44,6 +48,11 @@ class RunOwnedMLFlowLogger(MLFlowLogger):
     """
 
     def finalize(self, status: str = "success") -> None:
+        return None
+
+    def log_hyperparams(self, params: Any) -> None:
+        # TrainingRun logs the whole resolved config as params; Lightning would log the
+        # model's hyperparameters again after fit and after test (two store writes each).
         return None
 
 
@@ -82,6 +91,9 @@ class TrainingRun:
         self._resolved_yaml = OmegaConf.to_yaml(OmegaConf.create(redact_tree(self._resolved)))
         self._overrides = [redact_override(o) for o in overrides]
         self.run_id = ""
+        # Final artifacts handed to the sweep's writer thread at the end (see deferred).
+        self._writer = active_writer()
+        self._deferred: list[Step] = []
 
     def __enter__(self) -> TrainingRun:
         self.run_id = self._adopt_or_create(self._project_run, self.run_name, self._tags)
@@ -164,7 +176,13 @@ class TrainingRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        if exc is None and self._writer is not None:
+            self._writer.submit(self.client, self.run_id, self._deferred)
+            return False
         try:
+            if self._deferred:
+                not_written = ", ".join(name for name, _ in self._deferred)
+                self.client.set_tag(self.run_id, "not_written", not_written)
             if exc is not None:
                 trace = "".join(traceback.format_exception(exc_type, exc, tb))
                 self.log_text(trace, "error.txt")
@@ -172,21 +190,41 @@ class TrainingRun:
             end_run(self.client, self.run_id, exc)
         return False
 
+    def _write_or_defer(self, name: str, write: Callable[[], Any]) -> None:
+        """Write now, or hand over to the sweep's writer to write after the trial returns."""
+        if self._writer is None:
+            write()
+        else:
+            self._deferred.append((name, write))
+
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
 
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(datetime.now().timestamp() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch)
+
     def log_image(self, image: Any, artifact_file: str) -> None:
-        self.client.log_image(self.run_id, image, artifact_file=artifact_file)
+        def write() -> None:
+            self.client.log_image(self.run_id, image, artifact_file=artifact_file)
+
+        self._write_or_defer(artifact_file, write)
 
     def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        def write() -> None:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+        self._write_or_defer(f"{artifact_path or '.'}/{Path(path).name}", write)
 
     def log_data_versions(self, dataset_config: Any, features: Any) -> None:
         """Which dataset and feature versions trained this run: hashes as tags, the
         manifests as artifacts, and MLflow's dataset inputs (the UI's "Datasets used")."""
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
-        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.entities import DatasetInput, InputTag, RunTag
 
         from src.utils.stages.manifests import digest_of
 
@@ -198,8 +236,7 @@ class TrainingRun:
             "data.feature": features.manifest["stage"],
             "data.feature_sha256": features.digest,
         }
-        for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, value)
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         self.client.log_dict(self.run_id, features.manifest, "data/feature_manifest.json")
         inputs = []
         for name, path, digest, context in (
@@ -221,27 +258,30 @@ class TrainingRun:
             inputs.append(DatasetInput(dataset=dataset._to_mlflow_entity(), tags=[tag]))
         self.client.log_inputs(self.run_id, datasets=inputs)
 
-    def log_pytorch_model(self, model: torch.nn.Module, input_example: torch.Tensor) -> str:
+    def log_pytorch_model(self, model: torch.nn.Module, input_example: torch.Tensor) -> None:
         """Log `model` as an MLflow pytorch model with signature and input example.
 
         Pickle format on purpose: MLflow 3.14+ defaults to `pt2` (torch.export), which
         loads back as a GraphModule rather than this class. Requirements are given, not
         inferred, because inference re-imports the model in a subprocess (seconds).
         """
+        model = model.eval()
+        example = input_example.detach().cpu()
+        self._write_or_defer(MODEL_ARTIFACT, lambda: self._save_model(model, example))
+
+    def _save_model(self, model: torch.nn.Module, example: torch.Tensor) -> None:
         import mlflow
         from mlflow.models import infer_signature
 
-        model = model.eval()
-        example = input_example.detach().cpu().numpy()
         with torch.no_grad():
-            output = model(input_example).cpu().numpy()
+            output = model(example).cpu().numpy()
         with mlflow.start_run(run_id=self.run_id), _no_requirement_scan():
-            info = mlflow.pytorch.log_model(
+            mlflow.pytorch.log_model(
                 model,
                 name=MODEL_ARTIFACT,
                 serialization_format="pickle",
-                signature=infer_signature(example, output),
-                input_example=example,
+                signature=infer_signature(example.numpy(), output),
+                input_example=example.numpy(),
                 pip_requirements=[
                     f"torch=={torch.__version__.split('+')[0]}",
                     f"mlflow=={mlflow.__version__}",
@@ -249,7 +289,6 @@ class TrainingRun:
             )
         # The fluent context ended the run; the `with TrainingRun` block decides its status.
         self.client.update_run(self.run_id, status="RUNNING")
-        return info.model_uri
 
 
 @contextlib.contextmanager

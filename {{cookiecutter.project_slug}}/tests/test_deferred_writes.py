@@ -1,0 +1,115 @@
+"""A sweep's deferred uploads (tracking/deferred.py) lose nothing: written, failed or killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import optuna
+import pytest
+import torch
+from mlflow import MlflowClient
+from test_tracking import new_run
+
+from src.model.model01.image_classifier_models import DigitCNN
+from src.utils.tracking.deferred import active_writer, deferred_writes
+from src.utils.tracking.registry import register_best_trial
+
+
+def status_of(uri: str, run_id: str) -> tuple[str, dict[str, str]]:
+    run = MlflowClient(uri).get_run(run_id)
+    return run.info.status, run.data.tags
+
+
+def artifacts_of(uri: str, run_id: str, path: str | None = None) -> set[str]:
+    return {a.path for a in MlflowClient(uri).list_artifacts(run_id, path)}
+
+
+def test_a_deferred_run_ends_finished_only_once_its_artifacts_are_written(tracking_uri, tmp_path):
+    checkpoint = tmp_path / "best.ckpt"
+    checkpoint.write_bytes(b"weights")
+    release = threading.Event()
+    with deferred_writes() as writer:
+        with new_run() as run:
+            run.log_file(checkpoint, "checkpoints")
+            run._write_or_defer("slow upload", lambda: release.wait(10))
+        # The trial returned; its run waits for the writer thread, as the next trial trains.
+        assert status_of(tracking_uri, run.run_id)[0] == "RUNNING"
+        release.set()
+    assert active_writer() is None and not writer.failures
+    assert status_of(tracking_uri, run.run_id)[0] == "FINISHED"
+    assert "checkpoints/best.ckpt" in artifacts_of(tracking_uri, run.run_id, "checkpoints")
+
+
+def test_a_run_whose_deferred_logging_fails_ends_failed_with_the_error(tracking_uri):
+    with deferred_writes() as writer:
+        with new_run() as run:
+            run.log_image("not an image", "plots/broken.png")
+    status, tags = status_of(tracking_uri, run.run_id)
+    assert status == "FAILED"
+    assert tags["error"].startswith("deferred logging failed: ")
+    assert "error.txt" in artifacts_of(tracking_uri, run.run_id)
+    assert writer.failures and writer.failures[0][0] == run.run_id
+    assert "plots/broken.png" in writer.failures[0][1]
+
+
+def test_ctrl_c_waits_for_the_pending_uploads_before_stopping(tracking_uri, tmp_path):
+    checkpoint = tmp_path / "best.ckpt"
+    checkpoint.write_bytes(b"weights")
+    with pytest.raises(KeyboardInterrupt), deferred_writes():
+        with new_run() as run:
+            run._write_or_defer("slow upload", lambda: time.sleep(0.5))
+            run.log_file(checkpoint, "checkpoints")
+        raise KeyboardInterrupt  # Ctrl-C while the next trial trains
+    assert status_of(tracking_uri, run.run_id)[0] == "FINISHED"
+    assert "checkpoints/best.ckpt" in artifacts_of(tracking_uri, run.run_id, "checkpoints")
+
+
+def test_a_second_ctrl_c_ends_the_unwritten_runs_killed_naming_what_is_missing(tracking_uri):
+    started, never = threading.Event(), threading.Event()
+
+    def second_ctrl_c() -> None:
+        # The first Ctrl-C is waiting for the stuck upload when the second one arrives.
+        started.wait(30)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def stuck() -> None:
+        started.set()
+        never.wait(30)
+
+    threading.Thread(target=second_ctrl_c, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt), deferred_writes():
+        with new_run() as run:
+            run._write_or_defer("stuck upload", stuck)
+            run._write_or_defer("model", lambda: None)
+        raise KeyboardInterrupt
+    never.set()
+    status, tags = status_of(tracking_uri, run.run_id)
+    assert status == "KILLED"
+    assert tags["not_written"] == "stuck upload, model"
+
+
+def test_the_champion_is_never_a_run_whose_model_was_not_written(tracking_uri):
+    client = MlflowClient(tracking_uri)
+    with deferred_writes():
+        with new_run("sweep.study_name=s", "sweep.trial_number=0") as broken:
+            broken.log_image("not an image", "plots/broken.png")
+            broken.log_pytorch_model(DigitCNN(), torch.zeros(2, 1, 28, 28))
+        with new_run("sweep.study_name=s", "sweep.trial_number=1") as complete:
+            complete.log_pytorch_model(DigitCNN(), torch.zeros(2, 1, 28, 28))
+    assert status_of(tracking_uri, broken.run_id)[0] == "FAILED"
+    assert "model" not in artifacts_of(tracking_uri, broken.run_id)
+
+    def study_whose_best_is(trial_number: int) -> optuna.Study:
+        study = optuna.create_study(study_name="s", direction="maximize")
+        for number in range(2):
+            value = 0.9 if number == trial_number else 0.5
+            study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}))
+        return study
+
+    assert register_best_trial(client, "model01", study_whose_best_is(0), "val/acc") is None
+    version = register_best_trial(client, "model01", study_whose_best_is(1), "val/acc")
+    assert version is not None and version.run_id == complete.run_id
