@@ -104,7 +104,7 @@ def train(cfg: DictConfig) -> float:
         tracked = TrainingRun(cfg, entry_point=entry_point, model_kind=kind)
     else:
         tracked = OtherRankRun()
-    with tracked as run, launched_ranks(run.run_id):
+    with tracked as run, launched_ranks(run.run_id, trainer_settings(cfg)) as settings:
         run.log_data_versions(datamodule.dataset_config, features)
         checkpoint = ModelCheckpoint(
             dirpath=LIGHTNING_LOGS_DIR / cfg.experiment_name / run.run_id,
@@ -118,7 +118,7 @@ def train(cfg: DictConfig) -> float:
             if c
         ]
         callbacks = [checkpoint, StopOnNonFiniteLoss(), *extra]
-        trainer = L.Trainer(**trainer_settings(cfg), logger=run.logger, callbacks=callbacks)
+        trainer = L.Trainer(**settings, logger=run.logger, callbacks=callbacks)
         trainer.fit(model, datamodule=datamodule)
         if checkpoint.best_model_score is None:
             raise ConfigError(

@@ -15,6 +15,7 @@ needs beyond Lightning, so that it stays one MLflow run and one trial of one swe
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -26,12 +27,14 @@ from typing import Any
 
 from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
 
-# Rank 0 hands its MLflow run id to the ranks it starts (they inherit its environment).
+# Rank 0 hands its MLflow run id and Trainer settings to the ranks it starts (they inherit
+# its environment).
 RUN_ID_ENV = "TRAINING_RUN_ID"
+SETTINGS_ENV = "TRAINING_TRAINER_SETTINGS"
 # What Lightning's launcher writes into the environment of the process that starts the
 # ranks; left there, the next trial of a sweep would believe its ranks already exist.
 _LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
-_SAVED_ENV = (*_LAUNCHER_ENV, "OMP_NUM_THREADS", RUN_ID_ENV)
+_SAVED_ENV = (*_LAUNCHER_ENV, "OMP_NUM_THREADS", RUN_ID_ENV, SETTINGS_ENV)
 # Hydra overrides that belong to the sweep, not to the job a rank runs.
 _SWEEP_ONLY = (
     "hydra.mode",
@@ -84,12 +87,13 @@ class OtherRankRun:
 
     def log_data_versions(self, *args: Any) -> None: ...
 
+    def log_metrics(self, *args: Any, **kwargs: Any) -> None: ...
+
     def log_file(self, *args: Any) -> None: ...
 
     def log_image(self, *args: Any) -> None: ...
 
-    def log_pytorch_model(self, *args: Any, **kwargs: Any) -> str:
-        return ""
+    def log_pytorch_model(self, *args: Any, **kwargs: Any) -> None: ...
 
 
 @contextmanager
@@ -115,17 +119,26 @@ def quiet_unless_rank_zero(*stopped_together: type[BaseException]) -> Iterator[N
 
 
 @contextmanager
-def launched_ranks(run_id: str) -> Iterator[None]:
-    """Around the Trainer's fit and test: the ranks Lightning starts run this job only and
-    know `run_id`; afterwards the process group and the launcher's variables are gone."""
+def launched_ranks(run_id: str, settings: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Around the Trainer's fit: the ranks Lightning starts run this job only and know
+    `run_id`; afterwards the process group and the launcher's variables are gone.
+
+    Yields the Trainer settings every rank uses: rank 0's. A rank deciding for itself (the
+    sanity check is skipped in later trials of a sweep process, but every rank > 0 is a
+    new process) would wait forever in a collective that the others never start.
+    """
     import torch
 
     saved = {key: os.environ.get(key) for key in _SAVED_ENV}
     threads = torch.get_num_threads()
-    os.environ[RUN_ID_ENV] = run_id
+    if is_rank_zero():
+        os.environ[RUN_ID_ENV] = run_id
+        os.environ[SETTINGS_ENV] = json.dumps(settings)
+    elif os.environ.get(SETTINGS_ENV):
+        settings = json.loads(os.environ[SETTINGS_ENV])
     _patch_lightning()
     try:
-        yield
+        yield settings
     finally:
         for observer in _observers:
             observer.stop()
