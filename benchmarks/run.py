@@ -214,10 +214,13 @@ def only(events: list[dict], name: str) -> list[dict]:
     return [e for e in events if e["event"] == name]
 
 
-def measure_training(project: Project, plan: Plan, n_train: int, repeats: int) -> dict:
-    """Interleaved repeats of bare loop and project stack; medians of seconds per epoch."""
+def measure_training(
+    project: Project, plan: Plan, n_train: int, repeats: int, system_metrics_off: bool = False
+) -> dict:
+    """Interleaved repeats of bare loop and project stack (and, with `system_metrics_off`,
+    the stack without MLflow's system metrics); medians of seconds per epoch."""
     project.write_data(n_train, plan.n_test)
-    bare, stack, bare_cpu, stack_cpu = [], [], [], []
+    bare, stack, bare_cpu, stack_cpu, no_system = [], [], [], [], []
     for repeat in range(repeats):
         _, _, events = project.child("bare", str(plan.epochs), str(BATCH_SIZE))
         result = only(events, "bare")[0]
@@ -229,12 +232,24 @@ def measure_training(project: Project, plan: Plan, n_train: int, repeats: int) -
         fit = only(events, "fit_end")[0]
         stack.append(fit["wall_s"] / max(1, fit["epochs"]))
         stack_cpu.append(fit["cpu_s"] / max(1, fit["epochs"]))
+        if system_metrics_off:
+            _, _, events = project.child(
+                "project", TRAIN, f"trainer.max_epochs={plan.epochs}", "mlflow.system_metrics=false"
+            )
+            fit = only(events, "fit_end")[0]
+            no_system.append(fit["wall_s"] / max(1, fit["epochs"]))
         log(
             f"{n_train} images, repeat {repeat + 1}/{repeats}: bare {bare[-1]:.3f} s/epoch, "
             f"project {stack[-1]:.3f} s/epoch ({fit['epochs']} epochs)"
         )
     bare_s, stack_s = statistics.median(bare), statistics.median(stack)
+    if no_system:
+        # The cost of system metrics: the stack with them (default) / without them.
+        extra = {"system_metrics_ratio": stack_s / statistics.median(no_system)}
+    else:
+        extra = {}
     return {
+        **extra,
         "n_train_images": n_train,
         "epochs": plan.epochs,
         "repeats": repeats,
@@ -433,6 +448,14 @@ def table(figures: dict) -> str:
         lines.append(row(f"overhead ratio `{key}`", data["ratio"], "x", key))
         lines.append(row(f"same, fastest repeats ({n} images)", data["ratio_min"], "x"))
         lines.append(row(f"same, in process CPU time ({n} images)", data["ratio_cpu"], "x"))
+        if "system_metrics_ratio" in data:
+            lines.append(
+                row(
+                    f"system metrics on / off, s/epoch ({n} images)",
+                    data["system_metrics_ratio"],
+                    "x",
+                )
+            )
     if "sweep" in figures:
         sweep = figures["sweep"]
         lines += [
@@ -553,7 +576,9 @@ def main(argv: list[str] | None = None) -> int:
         if "training" in args.parts or "sweep" in args.parts:
             # Also leaves the small data in place (its cache built) for the sweep.
             repeats = plan.repeats_small if "training" in args.parts else 1
-            parts["training_small"] = measure_training(project, plan, plan.sizes[0], repeats)
+            parts["training_small"] = measure_training(
+                project, plan, plan.sizes[0], repeats, system_metrics_off="training" in args.parts
+            )
         if "sweep" in args.parts:
             log("sweep")
             parts["sweep"] = measure_sweep(project, plan)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import stat
 import subprocess
 
@@ -170,3 +171,68 @@ def test_post_hook_prints_the_next_steps(tmp_path, capsys):
     ):
         assert step in out
     assert "cd digits_lab" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("MNIST Experiments", "mnist_experiments"),
+        ("手書き 数字 Experiments", "experiments"),
+        ("手書き数字", "project"),
+        ("Digit-Lab v2", "digit_lab_v2"),
+        ("2026 Study", "project_2026_study"),
+        ("JSON", "json_project"),
+        ("Class", "class_project"),
+        ("Tom's Lab", "tom_s_lab"),
+    ],
+)
+def test_the_default_slug_is_always_one_the_hook_accepts(name, slug):
+    assert pre.suggest_slug(name) == slug
+    assert pre.validate_slug(slug) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("手書き 数字 Experiments", "experiments"),
+        ("数字の実験", "project"),
+        ("JSON", "json_project"),
+    ],
+)
+def test_cookiecutter_derives_a_valid_default_slug_from_any_name(tmp_path, name, slug):
+    # The default comes from cookiecutter.json's Jinja expression, through the real
+    # cookiecutter and its pre-generation hook (which refused `手書き_数字_experiments`).
+    project = bake(tmp_path, project_name=name, init_git="no")
+    assert project.name == slug
+    assert (project / "README.md").read_text(encoding="utf-8").startswith(f"# {name}\n")
+
+
+def test_post_hook_keeps_a_cruft_file_that_is_already_there(tmp_path):
+    (tmp_path / ".cruft.json").write_text('{"template": "mine"}\n')
+    assert post.write_cruft_file(tmp_path, dict(GOOD, _template=str(TEMPLATE_DIR))) == ""
+    assert (tmp_path / ".cruft.json").read_text() == '{"template": "mine"}\n'
+
+
+def test_post_hook_records_crufts_own_source_under_cruft(tmp_path):
+    answers = dict(GOOD, _template="https://example.com/t.git", _commit="a" * 40)
+    assert "cruft update` follow the template" in post.write_cruft_file(tmp_path, answers)
+    state = json.loads((tmp_path / ".cruft.json").read_text())
+    assert (state["template"], state["commit"], state["directory"]) == (
+        "https://example.com/t.git",
+        "a" * 40,
+        None,
+    )
+    assert state["context"]["cookiecutter"] == answers
+
+
+def test_post_hook_without_a_git_template_writes_no_cruft_file_and_says_why(tmp_path):
+    folder = tmp_path / "template"
+    folder.mkdir()
+    (folder / "cookiecutter.json").write_text("{}")
+    project = tmp_path / "project"
+    project.mkdir()
+    answers = dict(GOOD, _template=str(folder), _repo_dir=str(folder), _output_dir=str(tmp_path))
+    message = post.write_cruft_file(project, answers)
+    assert "is a folder without git" in message and "updates need a git source" in message
+    assert "cruft link" in message and '"author_email": "a.researcher@example.org"' in message
+    assert not (project / ".cruft.json").exists()

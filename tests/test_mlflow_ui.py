@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -78,6 +80,87 @@ def test_ui_serves_the_project_store_from_any_directory(swept_project, tmp_path)
         assert f"port {port} on 127.0.0.1 is already in use" in second.stderr
         assert f"--port {port + 1}" in second.stderr
         assert http_status(base + "/") == 200  # and the first one keeps running
+
+
+CHROMIUM = next(
+    filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
+)
+
+
+def rendered_dom(url: str, profile: Path) -> str:
+    """The page's DOM after its JavaScript ran, in a fresh headless Chromium profile."""
+    result = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--window-size=1600,1000",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    return result.stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt-get install chromium)")
+def test_the_printed_link_opens_the_run_table_sorted_with_metric_and_param_columns(
+    swept_project, tmp_path
+):
+    project, _ = swept_project
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with started(
+        ui_command(project, "--port", str(port)), tmp_path, tmp_path / "ui.log", base
+    ) as ui:
+        wait_for(ui, "/", timeout=60)
+        link = re.search(r"model01 \(\d+ runs\): (\S+)", ui.output()).group(1)
+        assert link.endswith("runs?workflowType=machine_learning&viewStateShareKey=best-runs")
+        experiment_id = link.split("/experiments/")[1].split("/")[0]
+        runs = post_json(
+            f"{base}/api/2.0/mlflow/runs/search",
+            {"experiment_ids": [experiment_id], "max_results": 1000},
+        )["runs"]
+        val_acc = {
+            r["info"]["run_id"]: m["value"]
+            for r in runs
+            for m in r["data"].get("metrics", [])
+            if m["key"] == "val/acc"
+        }
+        for attempt in range(3):  # a loaded machine may need longer than the time budget
+            dom = rendered_dom(link, tmp_path / f"profile-{attempt}")
+            if "metrics.`val/acc`" in dom:
+                break
+        (tmp_path / "run_table.html").write_text(dom)
+    columns = set(re.findall(r'col-id="([^"]+)"', dom))
+    # The optimized metric, the other scores and the searched parameter are columns ...
+    assert {
+        "metrics.`val/acc`",
+        "metrics.`val/loss`",
+        "metrics.`test/acc`",
+        "metrics.`train/loss_epoch`",
+        "params.`learning_rate`",
+    } <= columns, sorted(columns)
+    assert "You're viewing a shared view" in dom
+    # ... and the rows come best first by val/acc (the optimized metric); AG Grid renders
+    # each row once per pinned section, with its index and the run id.
+    rows = dict(re.findall(r'row-index="(\d+)"[^>]*row-id="([0-9a-f]{32})"', dom))
+    order = [rows[i] for i in sorted(rows, key=int)]
+    scored = [run_id for run_id in order if run_id in val_acc]
+    assert len(scored) >= 3, order
+    assert [val_acc[r] for r in scored] == sorted((val_acc[r] for r in scored), reverse=True)
+    # Runs without the metric (the sweep's parent run) come after the scored ones.
+    assert order[: len(scored)] == scored
 
 
 def test_ui_on_all_interfaces_warns_and_allows_only_this_machines_names(swept_project, tmp_path):

@@ -311,6 +311,17 @@ def test_a_sweep_with_nothing_left_to_run_adds_no_parent_run(installed_project):
     assert len(load_study(installed_project, study_name).trials) == 1
 
 
+def test_a_user_error_is_printed_once_and_kept_in_the_log_file(installed_project):
+    result = run([*TRAIN, "learning_rate=-0.1"], cwd=installed_project, check=False, timeout=180)
+    message = "learning_rate must be a positive number, got -0.1"
+    assert result.returncode == 2
+    # Hydra's console handler writes log records to stdout: the terminal shows both streams.
+    assert (result.stdout + result.stderr).count(message) == 1
+    assert result.stderr.startswith("error: Invalid config")
+    logs = sorted((installed_project / "logs/logging_/model/model01").glob("*.log"))
+    assert f"ConfigError: Invalid config (1 problem(s)):\n  - {message}" in logs[-1].read_text()
+
+
 def test_unreachable_tracking_server_fails_within_seconds(installed_project):
     from server_process import free_port
 

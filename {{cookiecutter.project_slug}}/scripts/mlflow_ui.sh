@@ -55,10 +55,12 @@ fi
 # Checks and URLs in one stdlib-only Python call (no MLflow import: that costs seconds).
 # It prints the `mlflow server` security options to add, one per line, on stdout.
 SECURITY_OPTIONS="$("$PYTHON" - "$STORE_DIR" "$HOST" "$PORT" "${EXTRA[@]+"${EXTRA[@]}"}" <<'PY'
+import json
 import os
 import socket
 import sqlite3
 import sys
+import urllib.parse
 from pathlib import Path
 
 store_dir, host, port, extra = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4:]
@@ -111,6 +113,46 @@ if not loopback:
         origins = [f"http://{n}:{port}" for n in ["localhost", "127.0.0.1", *names]]
         print(f"--cors-allowed-origins={','.join(dict.fromkeys(origins))}")
 
+# What each experiment's link opens: MLflow's own "shared view" of the run table (an
+# experiment tag, as the UI's Share button saves it, read back through `viewStateShareKey`),
+# sorted by the optimized metric, with the key metrics and the searched parameters as
+# columns. The UI also reads orderByKey/orderByAsc from the URL, but columns only from a
+# saved or shared view. Rewritten at every start, so newly searched parameters show up.
+VIEW_KEY = "best-runs"
+MINIMIZED_WORDS = ("loss", "error", "mse", "mae")  # as in src/utils/project_paths.py
+
+
+def run_table_view(connection: sqlite3.Connection, experiment_id: int) -> dict:
+    runs = (
+        "JOIN runs r ON r.run_uuid = x.run_uuid "
+        "WHERE r.experiment_id = ? AND r.lifecycle_stage = 'active'"
+    )
+    (metric,) = connection.execute(
+        f"SELECT x.value FROM params x {runs} AND x.key = 'optimized_metric' "
+        "ORDER BY r.start_time DESC LIMIT 1",
+        (experiment_id,),
+    ).fetchone() or ("val/acc",)
+    logged = [k for (k,) in connection.execute(
+        f"SELECT DISTINCT x.key FROM latest_metrics x {runs} ORDER BY x.key", (experiment_id,)
+    )]
+    # Validation and test scores, and the epoch mean of the training loss (its per-step
+    # value's last point says little); not the sweeps' bookkeeping (best_value, n_trials).
+    metrics = [metric] + [
+        k for k in logged if k.startswith(("val/", "test/")) or k == "train/loss_epoch"
+    ]
+    # A sweep's parent run records its search space's best point as best.<name>.
+    searched = [k.removeprefix("best.") for (k,) in connection.execute(
+        f"SELECT DISTINCT x.key FROM params x {runs} AND x.key LIKE 'best.%' ORDER BY x.key",
+        (experiment_id,),
+    )]
+    return {
+        "orderByKey": f"metrics.`{metric}`",
+        "orderByAsc": any(word in metric.lower() for word in MINIMIZED_WORDS),
+        "selectedColumns": [f"metrics.`{k}`" for k in dict.fromkeys(metrics)]
+        + [f"params.`{k}`" for k in searched],
+    }
+
+
 base = f"http://{names[0] if not loopback else host}:{port}"
 say(f"MLflow UI: {base}  (Ctrl-C stops it)")
 say(f"  experiments: {base}/#/experiments")
@@ -123,15 +165,38 @@ if db.is_file() and (not env_uri or env_uri.startswith("sqlite:")):
     )
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-            rows = connection.execute(query).fetchall()
+            rows = [row for row in connection.execute(query).fetchall() if row[2]]
     except sqlite3.Error:
         rows = []
+    views = {}
+    try:
+        with sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=10) as connection:
+            for experiment_id, _, _ in rows:
+                view = run_table_view(connection, experiment_id)
+                connection.execute(
+                    "INSERT OR REPLACE INTO experiment_tags (key, value, experiment_id) "
+                    "VALUES (?, ?, ?)",
+                    (f"mlflow.sharedViewState.{VIEW_KEY}", json.dumps(view), experiment_id),
+                )
+                views[experiment_id] = f"&viewStateShareKey={VIEW_KEY}"
+    except sqlite3.Error as error:
+        # A store this user may only read: the links still sort, but cannot choose columns.
+        say(f"  (run-table columns not saved: {error}; the links only sort the table)")
+        views = {}
     # `workflowType=machine_learning` opens the "Model training" view (runs, models, registry)
     # instead of MLflow 3.17's default GenAI view (traces, judges, prompts).
     for experiment_id, name, n_runs in rows:
-        if n_runs:
-            url = f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-            say(f"  {name} ({n_runs} runs): {url}")
+        if experiment_id not in views:
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+                    view = run_table_view(connection, experiment_id)
+                ascending = str(view["orderByAsc"]).lower()
+                sort = {"orderByKey": view["orderByKey"], "orderByAsc": ascending}
+                views[experiment_id] = "&" + urllib.parse.urlencode(sort)
+            except sqlite3.Error:
+                views[experiment_id] = ""
+        url = f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+        say(f"  {name} ({n_runs} runs): {url}{views[experiment_id]}")
 PY
 )" || { status=$?; [[ $status -eq 3 ]] && exit 0; exit "$status"; }
 

@@ -68,3 +68,20 @@ def test_lightning_does_not_end_the_run_before_the_job_does(tracking_uri):
         run.logger.finalize("success")
         assert MlflowClient(tracking_uri).get_run(run.run_id).info.status == "RUNNING"
     assert MlflowClient(tracking_uri).get_run(run.run_id).info.status == "FINISHED"
+
+
+def test_a_run_records_system_metrics_even_when_shorter_than_one_interval(tracking_uri):
+    with new_run("mlflow.system_metrics_interval=60") as run:
+        pass
+    metrics = MlflowClient(tracking_uri).get_run(run.run_id).data.metrics
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(
+        metrics
+    )
+    assert metrics["system/system_memory_usage_megabytes"] > 0
+
+
+def test_system_metrics_switch_off_with_one_key(tracking_uri):
+    with new_run("mlflow.system_metrics=false") as run:
+        pass
+    metrics = MlflowClient(tracking_uri).get_run(run.run_id).data.metrics
+    assert not [key for key in metrics if key.startswith("system/")]

@@ -88,3 +88,36 @@ def test_the_test_pass_agrees_with_lightning_and_honours_the_batch_limit(stage_c
 
     assert int(scored(model, datamodule, limit=2)[1].sum()) == 2 * 64
     assert int(scored(model, datamodule, limit=0.5)[1].sum()) == 2 * 64  # 4 batches of 200
+
+
+def test_a_run_shorter_than_log_every_n_steps_still_logs_a_training_curve(
+    stage_configs, tmp_path: Path
+):
+    """3 steps per epoch against the config's log_every_n_steps=50: no per-step value is
+    sent, but every epoch's mean reaches MLflow."""
+    from lightning.pytorch.loggers import MLFlowLogger
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    logger = MLFlowLogger(
+        experiment_name="short_run",
+        tracking_uri=uri,
+        artifact_location=(tmp_path / "artifacts").as_uri(),
+    )
+    trainer = L.Trainer(
+        logger=logger,
+        log_every_n_steps=50,
+        max_epochs=2,
+        limit_train_batches=3,
+        limit_val_batches=1,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.fit(ImageClassifier(channels=8, hidden=16), datamodule=tiny_mnist(stage_configs, 16))
+    client = MlflowClient(uri)
+    epochs = client.get_metric_history(logger.run_id, "train/loss_epoch")
+    assert len(epochs) == 2 and epochs[0].step < epochs[1].step
+    assert all(m.value > 0 for m in epochs)
+    assert client.get_metric_history(logger.run_id, "train/loss") == []

@@ -30,6 +30,7 @@ _QUIET_LOGGERS = (
     "pytorch_lightning.accelerators.cuda",
     "lightning_fabric.utilities.seed",
     "alembic",
+    "mlflow.system_metrics.system_metrics_monitor",  # "Started monitoring..." per trial
 )
 
 

@@ -41,6 +41,6 @@ def exit_with_message(message: str, kind: str = "error") -> NoReturn:
     # The console already shows the line above; Hydra's log files get it too.
     record = log.makeRecord(log.name, logging.ERROR, __file__, 0, f"{kind}: {message}", (), None)
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
+        if isinstance(handler, logging.FileHandler) and record.levelno >= handler.level:
             handler.handle(record)
     raise SystemExit(EXIT_USER_ERROR)

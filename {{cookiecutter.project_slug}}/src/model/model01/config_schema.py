@@ -43,6 +43,8 @@ class MlflowSchema:
     tracking_uri: str | None = None
     log_model: bool = True
     tags: dict[str, Any] = field(default_factory=dict)
+    system_metrics: bool = True
+    system_metrics_interval: float = 5.0
 
 
 @dataclass
@@ -101,6 +103,11 @@ def _range_problems(cfg: TrainSchema) -> list[str]:
         cfg.trainer.get("limit_val_batches", 1.0) != 0,
         "trainer.limit_val_batches=0 switches validation off, but the checkpoint and Optuna "
         f"follow {cfg.optimized_metric}, a validation metric: keep it above 0",
+    )
+    check(
+        cfg.mlflow.system_metrics_interval > 0,
+        f"mlflow.system_metrics_interval must be > 0 seconds, got "
+        f"{cfg.mlflow.system_metrics_interval} (mlflow.system_metrics=false turns them off)",
     )
     check(
         cfg.model.weight_decay >= 0.0,

@@ -52,9 +52,11 @@ class DigitCNN(nn.Module):
 
 
 class ImageClassifier(L.LightningModule):
-    """Trains DigitCNN with Adam; logs train/loss per step, val/loss and val/acc per epoch.
+    """Trains DigitCNN with Adam.
 
-    The test pass runs outside Lightning, on the best epoch's weights (see evaluation).
+    Logs train/loss per step (every `log_every_n_steps`), its epoch mean train/loss_epoch,
+    val/loss and val/acc per epoch. The test pass runs outside Lightning, on the best
+    epoch's weights (see evaluation).
     """
 
     def __init__(
@@ -84,6 +86,10 @@ class ImageClassifier(L.LightningModule):
         loss = self.loss(self(images), labels)
         # sync_dist: under DDP the mean over all ranks (a no-op on one device).
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, sync_dist=True)
+        # A second key, not on_epoch=True above (which would rename it train/loss_step):
+        # log_every_n_steps thins out the per-step values, so a run shorter than it (a quick
+        # trial) had no training curve at all; the epoch mean is logged at every epoch's end.
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:

@@ -33,6 +33,7 @@ from src.utils.tracking.environment import (
 from src.utils.tracking.redaction import flatten_config, redact_override, redact_tree
 from src.utils.tracking.registry import MODEL_ARTIFACT
 from src.utils.tracking.store import configure_mlflow, end_run, get_or_create_experiment
+from src.utils.tracking.system_metrics import SystemMetrics
 from src.utils.tracking.tags import run_tags
 
 # Keys the sweeper fills in; they describe the run, they are not hyperparameters.
@@ -94,6 +95,10 @@ class TrainingRun:
         # Final artifacts handed to the sweep's writer thread at the end (see deferred).
         self._writer = active_writer()
         self._deferred: list[Step] = []
+        self._system_metrics_interval = (
+            float(cfg.mlflow.system_metrics_interval) if cfg.mlflow.system_metrics else None
+        )
+        self._system_metrics: SystemMetrics | None = None
 
     def __enter__(self) -> TrainingRun:
         self.run_id = self._adopt_or_create(self._project_run, self.run_name, self._tags)
@@ -112,6 +117,11 @@ class TrainingRun:
             self.log_text(self._resolved_yaml, "config/config.yaml")
             self.log_text("\n".join(self._overrides) + "\n", "config/overrides.txt")
             self.log_environment()
+            if self._system_metrics_interval is not None:
+                self._system_metrics = SystemMetrics(
+                    self.run_id, self.uri, self._system_metrics_interval
+                )
+                self._system_metrics.start()
         except BaseException as error:
             self.__exit__(type(error), error, error.__traceback__)
             raise
@@ -176,9 +186,22 @@ class TrainingRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        try:
+            if self._system_metrics is not None:
+                self._system_metrics.stop()
+        finally:
+            self._end(exc_type, exc, tb)
+        return False
+
+    def _end(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc is None and self._writer is not None:
             self._writer.submit(self.client, self.run_id, self._deferred)
-            return False
+            return
         try:
             if self._deferred:
                 not_written = ", ".join(name for name, _ in self._deferred)
@@ -188,7 +211,6 @@ class TrainingRun:
                 self.log_text(trace, "error.txt")
         finally:
             end_run(self.client, self.run_id, exc)
-        return False
 
     def _write_or_defer(self, name: str, write: Callable[[], Any]) -> None:
         """Write now, or hand over to the sweep's writer to write after the trial returns."""
