@@ -111,11 +111,14 @@ def quiet_unless_rank_zero(*stopped_together: type[BaseException]) -> Iterator[N
     for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
         root.removeHandler(handler)
         handler.close()
+    level = root.level
     root.setLevel(logging.WARNING)
     try:
         yield
     except (*stopped_together, KeyboardInterrupt, SystemExit):
         raise SystemExit(0) from None
+    finally:
+        root.setLevel(level)
 
 
 @contextmanager
