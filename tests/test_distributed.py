@@ -103,15 +103,17 @@ def test_a_ddp_run_is_one_mlflow_run_with_its_artifacts(installed_project):
     print(f"DDP run on 2 CPU processes: {elapsed:.1f} s")
 
 
-def test_a_sweep_of_ddp_trials_is_one_sweep(installed_project):
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_sweep_of_ddp_trials_is_one_sweep(installed_project, launcher):
     project = installed_project
-    name = "ddp_sweep"
+    name = f"ddp_sweep_{launcher}"
     start = time.monotonic()
     run(
         [
             *DDP_COMMAND,
             "-m",
             "learning_rate=interval(0.001,0.002)",
+            f"hydra/launcher={launcher}",  # joblib: each trial's rank 0 is a worker process
             "hydra.sweeper.n_trials=2",
             f"experiment_name={name}",
             *SMALL_RUN,
@@ -138,7 +140,7 @@ def test_a_sweep_of_ddp_trials_is_one_sweep(installed_project):
     assert len(list((project / "multirun" / name).iterdir())) == 1
     champion = client(project).get_model_version_by_alias(name, "champion")
     assert champion.run_id in {r.info.run_id for r in trials}
-    print(f"DDP sweep, 2 trials on 2 CPU processes each: {elapsed:.1f} s")
+    print(f"DDP sweep ({launcher}), 2 trials on 2 CPU processes each: {elapsed:.1f} s")
 
 
 def test_a_diverged_ddp_trial_fails_and_the_next_trial_trains(installed_project):

@@ -39,7 +39,7 @@ def test_only_global_rank_zero_owns_the_run(clean_env, env, owner):
 
 def test_rank_zero_hands_its_run_and_settings_over_and_leaves_no_trace(clean_env):
     settings = {"devices": 2, "num_sanity_val_steps": 0}
-    with distributed.launched_ranks("abc123", settings) as used:
+    with distributed.launched_ranks("abc123", settings, __file__) as used:
         assert used == settings
         assert os.environ[distributed.RUN_ID_ENV] == "abc123"
         inherited = dict(os.environ)
@@ -53,7 +53,7 @@ def test_rank_zero_hands_its_run_and_settings_over_and_leaves_no_trace(clean_env
     clean_env.setenv(distributed.SETTINGS_ENV, inherited[distributed.SETTINGS_ENV])
     clean_env.setenv(distributed.RUN_ID_ENV, "abc123")
     own = {"devices": 2, "num_sanity_val_steps": 2}
-    with distributed.launched_ranks("", own) as used:
+    with distributed.launched_ranks("", own, __file__) as used:
         assert used == json.loads(inherited[distributed.SETTINGS_ENV]) == settings
     assert distributed.OtherRankRun().run_id == "abc123"
 

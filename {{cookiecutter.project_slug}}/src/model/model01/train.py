@@ -104,7 +104,10 @@ def train(cfg: DictConfig) -> float:
         tracked = TrainingRun(cfg, entry_point=entry_point, model_kind=kind)
     else:
         tracked = OtherRankRun()
-    with tracked as run, launched_ranks(run.run_id, trainer_settings(cfg)) as settings:
+    with (
+        tracked as run,
+        launched_ranks(run.run_id, trainer_settings(cfg), __file__) as settings,
+    ):
         run.log_data_versions(datamodule.dataset_config, features)
         checkpoint = ModelCheckpoint(
             dirpath=LIGHTNING_LOGS_DIR / cfg.experiment_name / run.run_id,

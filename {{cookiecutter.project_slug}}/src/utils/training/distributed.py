@@ -23,6 +23,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
@@ -52,6 +53,7 @@ _SWEEP_ONLY = (
 _SHUTDOWN_GRACE_S = 60
 
 _observers: list[_Observer] = []
+_entry_script = Path()
 
 
 def is_rank_zero() -> bool:
@@ -122,9 +124,11 @@ def quiet_unless_rank_zero(*stopped_together: type[BaseException]) -> Iterator[N
 
 
 @contextmanager
-def launched_ranks(run_id: str, settings: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Around the Trainer's fit: the ranks Lightning starts run this job only and know
-    `run_id`; afterwards the process group and the launcher's variables are gone.
+def launched_ranks(
+    run_id: str, settings: dict[str, Any], script: str | Path
+) -> Iterator[dict[str, Any]]:
+    """Around the Trainer's fit: the ranks Lightning starts run `script` for this job only
+    and know `run_id`; afterwards the process group and the launcher's variables are gone.
 
     Yields the Trainer settings every rank uses: rank 0's. A rank deciding for itself (the
     sanity check is skipped in later trials of a sweep process, but every rank > 0 is a
@@ -139,6 +143,8 @@ def launched_ranks(run_id: str, settings: dict[str, Any]) -> Iterator[dict[str, 
         os.environ[SETTINGS_ENV] = json.dumps(settings)
     elif os.environ.get(SETTINGS_ENV):
         settings = json.loads(os.environ[SETTINGS_ENV])
+    global _entry_script
+    _entry_script = Path(script).resolve()
     _patch_lightning()
     try:
         yield settings
@@ -160,28 +166,21 @@ def rank_command(local_rank: int) -> tuple[list[str], str]:
     """The command line that starts rank `local_rank` of this Hydra job, and its folder.
 
     Lightning's own version re-uses `sys.argv`; in a sweep's trial that is the sweep. This
-    one re-runs the trial: the config flags, the job's overrides (the sweeper's point and
-    `sweep.*` included) and its non-sweep Hydra overrides, into the job's output folder.
+    one runs the trial's script with its config, the job's overrides (the sweeper's point
+    and `sweep.*` included) and its non-sweep Hydra overrides, into the job's output folder.
     """
     from hydra._internal.utils import get_args
     from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import get_original_cwd, to_absolute_path
-
-    import __main__
+    from hydra.utils import get_original_cwd
 
     hydra = HydraConfig.get()
-    if __main__.__spec__ is None:
-        command = [sys.executable, to_absolute_path(sys.argv[0])]
-    else:
-        command = [sys.executable, "-m", __main__.__spec__.name]
-    args = get_args(sys.argv[1:])  # as Hydra read them
-    for flag, value in (
-        ("--config-path", args.config_path),
-        ("--config-name", args.config_name),
-        ("--config-dir", args.config_dir),
-    ):
-        if value:
-            command += [flag, value]
+    command = [sys.executable, str(_entry_script), "--config-name", hydra.job.config_name]
+    # A trial run by a launcher's worker (joblib, submitit) has the worker's command line.
+    if Path(sys.argv[0]).resolve() == _entry_script:
+        args = get_args(sys.argv[1:])  # as Hydra read them
+        for flag, value in (("--config-path", args.config_path), ("--config-dir", args.config_dir)):
+            if value:
+                command += [flag, value]
     command += [o for o in hydra.overrides.hydra if not _override_key(o).startswith(_SWEEP_ONLY)]
     command += list(hydra.overrides.task)
     command += [
