@@ -108,18 +108,14 @@ def test_a_sweep_of_ddp_trials_is_one_sweep(installed_project, launcher):
     project = installed_project
     name = f"ddp_sweep_{launcher}"
     start = time.monotonic()
-    run(
-        [
-            *DDP_COMMAND,
-            "-m",
-            "learning_rate=interval(0.001,0.002)",
-            f"hydra/launcher={launcher}",  # joblib: each trial's rank 0 is a worker process
-            "hydra.sweeper.n_trials=2",
-            f"experiment_name={name}",
-            *SMALL_RUN,
-        ],
-        cwd=project,
-    )
+    command = [
+        *DDP_COMMAND,
+        "-m",
+        "learning_rate=interval(0.001,0.002)",
+        f"hydra/launcher={launcher}",  # joblib: each trial's rank 0 is a worker process
+        f"experiment_name={name}",
+    ]
+    run([*command, "hydra.sweeper.n_trials=2", *SMALL_RUN], cwd=project)
     elapsed = time.monotonic() - start
 
     runs = runs_of(project, name)
@@ -141,6 +137,16 @@ def test_a_sweep_of_ddp_trials_is_one_sweep(installed_project, launcher):
     champion = client(project).get_model_version_by_alias(name, "champion")
     assert champion.run_id in {r.info.run_id for r in trials}
     print(f"DDP sweep ({launcher}), 2 trials on 2 CPU processes each: {elapsed:.1f} s")
+    if launcher != "basic":
+        return
+
+    # The same command with a larger n_trials resumes the study: one more trial, trained once.
+    again = run([*command, "hydra.sweeper.n_trials=3", *SMALL_RUN], cwd=project)
+    assert "Resuming study" in again.stdout + again.stderr
+    (study,) = studies_of(project, name)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    trials = [r for r in runs_of(project, name) if "trial_number" in r.data.tags]
+    assert sorted(int(r.data.tags["trial_number"]) for r in trials) == [0, 1, 2]
 
 
 def test_a_diverged_ddp_trial_fails_and_the_next_trial_trains(installed_project):
