@@ -220,10 +220,11 @@ def measure_training(
     """Interleaved repeats of bare loop and project stack (and, with `system_metrics_off`,
     the stack without MLflow's system metrics); medians of seconds per epoch."""
     project.write_data(n_train, plan.n_test)
-    bare, stack, bare_cpu, stack_cpu, no_system = [], [], [], [], []
+    bare, stack, bare_cpu, stack_cpu, no_system, bare_rss = [], [], [], [], [], []
     for repeat in range(repeats):
         _, _, events = project.child("bare", str(plan.epochs), str(BATCH_SIZE))
         result = only(events, "bare")[0]
+        bare_rss.append(only(events, "exit")[0]["peak_rss_mb"])
         bare.append(result["wall_s"] / result["epochs"])
         bare_cpu.append(result["cpu_s"] / result["epochs"])
         _, _, events = project.child(
@@ -250,6 +251,7 @@ def measure_training(
         extra = {}
     return {
         **extra,
+        "bare_peak_rss_mb": statistics.median(bare_rss),
         "n_train_images": n_train,
         "epochs": plan.epochs,
         "repeats": repeats,
@@ -274,17 +276,23 @@ STACK_IMPORTS = (
 )
 
 
-def import_floor(project: Project, repeats: int) -> float:
+def import_floor(project: Project, repeats: int) -> tuple[float, float, float]:
     """Median time from starting a Python process to its having imported the stack a
-    sweep needs (not to its exit: tearing down torch's objects takes seconds more)."""
-    walls = []
+    sweep needs (not to its exit: tearing down torch's objects takes seconds more), that
+    process's peak RSS, and the peak RSS of one that imports only Lightning (and torch)."""
+    walls, rss = [], []
+    peak = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     for _ in range(repeats):
         start = time.time()
         # With the garbage collector paused, as train.py imports the stack.
-        code = f"import gc; gc.disable(); {STACK_IMPORTS}; import time; print(time.time())"
+        code = f"import gc; gc.disable(); {STACK_IMPORTS}; import time; print(time.time()); {peak}"
         done = project.run([sys.executable, "-c", code])
-        walls.append(float(done.stdout.split()[-1]) - start)
-    return statistics.median(walls)
+        walls.append(float(done.stdout.split()[-2]) - start)
+        rss.append(float(done.stdout.split()[-1]))
+    lightning = project.run(
+        [sys.executable, "-c", f"import gc; gc.disable(); import lightning; {peak}"]
+    )
+    return statistics.median(walls), statistics.median(rss), float(lightning.stdout.split()[-1])
 
 
 def measure_sweep(project: Project, plan: Plan) -> dict:
@@ -311,7 +319,13 @@ def measure_sweep(project: Project, plan: Plan) -> dict:
         "fit_wall_sum_s": fit_total,
         "per_trial_overhead_s": (wall - startup - fit_total) / len(fits),
         "peak_rss_mb": only(events, "exit")[0]["peak_rss_mb"],
-        "import_floor_s": import_floor(project, repeats=plan.repeats_large),
+        **dict(
+            zip(
+                ("import_floor_s", "import_floor_rss_mb", "lightning_import_rss_mb"),
+                import_floor(project, repeats=plan.repeats_large),
+                strict=True,
+            )
+        ),
     }
 
 
@@ -494,7 +508,26 @@ def table(figures: dict) -> str:
                 f"s / {sweep['fit_wall_sum_s']:.3g} s",
             ),
             row("sweep process peak RSS", sweep["peak_rss_mb"], "MB", "sweep_peak_rss_mb"),
+            row(
+                "of which: only importing the stack / importing only Lightning and torch",
+                sweep["import_floor_rss_mb"],
+                f"MB / {sweep['lightning_import_rss_mb']:.0f} MB",
+            ),
         ]
+        if "training_small" in figures:
+            small = figures["training_small"]
+            floor = (
+                small["bare_peak_rss_mb"]
+                + sweep["import_floor_rss_mb"]
+                - sweep["lightning_import_rss_mb"]
+            )
+            lines.append(
+                row(
+                    "RSS floor: the bare loop's peak + the rest of the stack's imports",
+                    floor,
+                    f"MB (bare loop {small['bare_peak_rss_mb']:.0f} MB)",
+                )
+            )
     if "mlflow" in figures:
         ml = figures["mlflow"]
         lines += [
