@@ -2,8 +2,10 @@
 
 One project is baked with default answers, installed (editable) into the running
 environment and swept once per session; the slow tests reuse it. Other bakes are only
-inspected, never installed: every project provides a top-level `src` package, so only one
-of them can be installed in an environment at a time.
+inspected, except in test_two_projects: every project provides a top-level `src` package,
+so a second project installed beside the first can take over a bare `import src` (the
+project's own entry points are immune, other code is not); that module uninstalls it when
+it is done.
 """
 
 from __future__ import annotations
