@@ -73,6 +73,23 @@ def run(
     return result
 
 
+def run_in_a_bare_environment(
+    command: list[str], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """`command` with only a bare virtual environment on PATH (no MLflow, no Optuna): what a
+    user gets who forgot `poetry run`."""
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    return run(
+        command,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+        PATH=f"{bare / 'bin'}:/usr/bin:/bin",
+        VIRTUAL_ENV=str(bare),
+    )
+
+
 def write_mnist(project: Path, data_dir: Path | None = None, **sizes: int) -> Path:
     """Write a small MNIST in the real IDX format with the project's own fixture writer."""
     data_dir = data_dir or project / "_data" / "data"
