@@ -2,8 +2,10 @@
 
 One project is baked with default answers, installed (editable) into the running
 environment and swept once per session; the slow tests reuse it. Other bakes are only
-inspected, never installed: every project provides a top-level `src` package, so only one
-of them can be installed in an environment at a time.
+inspected, except in test_two_projects: every project provides a top-level `src` package,
+so a second project installed beside the first can take over a bare `import src` (the
+project's own entry points are immune, other code is not); that module uninstalls it when
+it is done.
 """
 
 from __future__ import annotations
@@ -69,6 +71,23 @@ def run(
             f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
         )
     return result
+
+
+def run_in_a_bare_environment(
+    command: list[str], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """`command` with only a bare virtual environment on PATH (no MLflow, no Optuna): what a
+    user gets who forgot `poetry run`."""
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    return run(
+        command,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+        PATH=f"{bare / 'bin'}:/usr/bin:/bin",
+        VIRTUAL_ENV=str(bare),
+    )
 
 
 def write_mnist(project: Path, data_dir: Path | None = None, **sizes: int) -> Path:

@@ -7,14 +7,13 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 from server_process import free_port, http_status, started, wait_for
 
-from conftest import run
+from conftest import run, run_in_a_bare_environment
 
 pytestmark = pytest.mark.slow
 
@@ -193,17 +192,7 @@ def test_ui_without_a_store_says_to_train_first(installed_project, tmp_path):
 
 
 def test_ui_without_mlflow_in_the_environment_says_poetry_install(installed_project, tmp_path):
-    # A bare virtual environment: a working python on PATH, without MLflow.
-    bare = tmp_path / "bare"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
-    result = run(
-        ui_command(installed_project),
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-        PATH=f"{bare / 'bin'}:/usr/bin:/bin",
-        VIRTUAL_ENV=str(bare),
-    )
+    result = run_in_a_bare_environment(ui_command(installed_project), tmp_path)
     assert result.returncode == 1
     assert "MLflow is not installed in the active Python environment" in result.stderr
     assert "poetry install" in result.stderr

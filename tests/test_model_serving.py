@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from server_process import free_port, started, wait_for
 
-from conftest import project_env, run
+from conftest import project_env, run, run_in_a_bare_environment
 
 pytestmark = pytest.mark.slow
 
@@ -104,15 +104,6 @@ def test_unknown_run_id_stops_before_serving_with_a_list(swept_project, tmp_path
 
 
 def test_serving_outside_the_project_environment_says_poetry_run(installed_project, tmp_path):
-    bare = tmp_path / "bare"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
-    result = run(
-        serve_command(installed_project, "best"),
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-        PATH=f"{bare / 'bin'}:/usr/bin:/bin",
-        VIRTUAL_ENV=str(bare),
-    )
+    result = run_in_a_bare_environment(serve_command(installed_project, "best"), tmp_path)
     assert result.returncode == 1
     assert "poetry run bash scripts/serve_model.sh best" in result.stderr

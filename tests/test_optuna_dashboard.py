@@ -7,8 +7,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 from postgres_server import postgres_server_fixture  # noqa: F401 - the fixture
 from server_process import free_port, http_status, started, wait_for
 
-from conftest import bake, run
+from conftest import bake, run, run_in_a_bare_environment
 
 # Python's threaded wsgiref server: ~4 s to the first 200 on 2 shared cores, nearly all of
 # it importing Optuna; the limit leaves room for a loaded CI machine.
@@ -247,17 +245,7 @@ def test_dashboard_on_a_postgres_storage_hides_its_password(postgres_server, tmp
 
 def test_dashboard_without_optuna_dashboard_installed_says_poetry_install(tmp_path):
     project = bake(tmp_path / "bake", init_git="no")
-    # A bare virtual environment: a working python on PATH, without optuna-dashboard.
-    bare = tmp_path / "bare"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
-    result = run(
-        dashboard_command(project),
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-        PATH=f"{bare / 'bin'}:/usr/bin:/bin",
-        VIRTUAL_ENV=str(bare),
-    )
+    result = run_in_a_bare_environment(dashboard_command(project), tmp_path)
     assert result.returncode == 1
     assert "Optuna Dashboard is not installed in the active Python environment" in result.stderr
     assert "poetry install" in result.stderr

@@ -70,7 +70,13 @@ def test_a_deterministic_cpu_run_is_reproduced_identically(project):
     rerun = newest_run(project, f"tags.reproduces = '{original.info.run_id}'")
     assert rerun.info.run_id != original.info.run_id
     assert rerun.info.status == "FINISHED"
-    assert rerun.data.metrics == original.data.metrics  # identical, not just close
+
+    def computed(metrics: dict[str, float]) -> dict[str, float]:
+        # system/* metrics sample the machine (CPU, memory), not the computation.
+        return {k: v for k, v in metrics.items() if not k.startswith("system/")}
+
+    assert computed(rerun.data.metrics) == computed(original.data.metrics)  # identical
+    assert "system/cpu_utilization_percentage" in original.data.metrics
     assert rerun.data.params["seed"] == original.data.params["seed"]
     commit = "mlflow.source.git.commit"
     assert rerun.data.tags[commit] == original.data.tags[commit]

@@ -94,7 +94,9 @@ def test_launcher_configs_are_complete_and_lightning_multi_device_composes(insta
         assert set(config) == set(expected), f"{name}.yaml lacks or adds keys"
         assert config["_target_"] == expected["_target_"]
 
-    # Compose (never run) a Slurm sweep of DDP trials on 2 devices and build the Trainer.
+    # Compose (never run) a Slurm sweep of DDP trials on 2 nodes x 2 devices and build the
+    # Trainer: Slurm must start one task per device on every node, as Lightning expects;
+    # the launcher's node count follows trainer.num_nodes.
     code = """
 import json
 import lightning as L
@@ -108,19 +110,21 @@ register_resolvers()
 register_sweeper()
 overrides = [
     "hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu",
-    "hydra.launcher.gpus_per_node=2", "hydra.launcher.tasks_per_node=2",
-    "hydra.launcher.timeout_min=120", "hydra.launcher.mem_gb=32",
-    "trainer.accelerator=cpu", "trainer.devices=2", "++trainer.strategy=ddp",
-    "++trainer.num_nodes=1",
+    "hydra.launcher.gpus_per_node=2",
+    "hydra.launcher.tasks_per_node=2", "hydra.launcher.timeout_min=120",
+    "hydra.launcher.mem_gb=32",
+    "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
+    "trainer.num_nodes=2",
 ]
 with initialize_config_dir(str(CONFIG_DIR / "model/model01"), version_base=None):
     cfg = compose("config", overrides=overrides, return_hydra_config=True)
-launcher = OmegaConf.to_container(cfg.hydra.launcher)
+launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)  # as Hydra instantiates it
 trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
 built = L.Trainer(**trainer, logger=False, enable_checkpointing=False)
 print(json.dumps({
     "launcher": launcher, "trainer": trainer,
     "strategy": type(built.strategy).__name__, "devices": built.num_devices,
+    "nodes": built.num_nodes,
 }))
 """
     result = run([sys.executable, "-c", code], cwd=project)
@@ -133,6 +137,8 @@ print(json.dumps({
     assert launcher["tasks_per_node"] == 2 and launcher["timeout_min"] == 120
     assert composed["trainer"]["strategy"] == "ddp" and composed["trainer"]["devices"] == 2
     assert composed["strategy"] == "DDPStrategy" and composed["devices"] == 2
+    assert launcher["nodes"] == composed["nodes"] == composed["trainer"]["num_nodes"] == 2
+    assert launcher["tasks_per_node"] == composed["devices"] == launcher["gpus_per_node"]
 
 
 def test_submitit_local_runs_a_two_trial_sweep(installed_project):

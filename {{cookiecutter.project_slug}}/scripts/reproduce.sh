@@ -13,6 +13,9 @@
 set -euo pipefail
 
 PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# This project's `src` for Python started here,
+# whatever other project is installed in the environment.
+export PYTHONPATH="$PROJECT_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 PYTHON="$(command -v python || command -v python3 || true)"
 if [[ -z "$PYTHON" ]]; then
     echo "reproduce.sh: error: no python on PATH; run: poetry run bash scripts/reproduce.sh" >&2

@@ -16,6 +16,9 @@
 set -euo pipefail
 
 PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# This project's `src` for Python started here (the model server unpickles its classes),
+# whatever other project is installed in the environment.
+export PYTHONPATH="$PROJECT_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 SELECTION="best"
 EXPERIMENT="model01"
 PORT="5001"

@@ -7,7 +7,8 @@ Dependencies point one way: experiments -> tracking, sweep, training -> the shar
   Hydra's `${project_root:}` resolvers).
 - `stages/`: what the dataset, feature and model stages share (another stage's config,
   output manifests).
-- `training/`: Lightning callbacks every train.py adds (guards that stop a hopeless run).
+- `training/`: what every train.py uses around Lightning: callbacks (guards that stop a
+  hopeless run) and DDP (one run and one trial however many processes train it).
 - `tracking/`: MLflow (the store, a training run, a sweep's parent run, the registry,
   stale runs, environment capture).
 - `sweep/`: the Optuna sweeper Hydra runs for `-m`, and its trial loop.

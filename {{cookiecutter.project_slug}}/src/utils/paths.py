@@ -6,6 +6,7 @@ are started from, because all paths hang off the location of this file.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +21,38 @@ OPTUNA_DB = LOGS_DIR / "optuna.db"
 
 # Metrics where smaller is better; every other metric is maximised.
 _MINIMIZED_METRIC_WORDS = ("loss", "error", "mse", "mae")
+
+
+def _project_of(path: Path) -> Path | None:
+    """The project folder that holds `path` (the one with src/utils/paths.py), if any."""
+    for folder in path.parents:
+        if (folder / "src" / "utils" / "paths.py").is_file():
+            return folder
+    return None
+
+
+def check_one_project() -> None:
+    """Stop when the running script belongs to another project than this `src`.
+
+    With two projects installed (editable) in one environment, `import src` finds the one
+    whose .pth file sorts first, whichever folder the script lives in: its runs, studies and
+    models would silently land in the other project. The project's own entry points put
+    their project first on sys.path; this catches any other script.
+    """
+    entry = getattr(sys.modules.get("__main__"), "__file__", None)
+    entry_root = _project_of(Path(entry).resolve()) if entry else None
+    if entry_root is not None and entry_root != PROJECT_ROOT:
+        raise SystemExit(
+            f"error: {entry} belongs to the project in {entry_root}, but `import src` found "
+            f"the project in {PROJECT_ROOT} (both are installed in this Python environment). "
+            f"Put its own project first: start the script with "
+            f"`sys.path.insert(0, {str(entry_root)!r})` before importing src (as train.py "
+            f"does), or run it with PYTHONPATH={entry_root}, or give each project its own "
+            "environment (`poetry install` in each folder)."
+        )
+
+
+check_one_project()
 
 
 def stage_log_dir(stage_and_name: str) -> str:

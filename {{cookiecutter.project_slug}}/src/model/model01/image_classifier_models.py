@@ -86,17 +86,19 @@ class ImageClassifier(L.LightningModule):
     ) -> torch.Tensor:
         images, labels = batch
         loss = self.loss(self(images), labels)
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        # sync_dist: under DDP the mean over all ranks (a no-op on one device).
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, sync_dist=True)
         # A second key, not on_epoch=True above (which would rename it train/loss_step):
         # log_every_n_steps thins out the per-step values, so a run shorter than it (a quick
         # trial) had no training curve at all; the epoch mean is logged at every epoch's end.
-        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True)
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self(images)
-        self.log("val/loss", self.loss(logits, labels), on_epoch=True, prog_bar=True)
+        loss = self.loss(logits, labels)
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
         self.val_acc(logits, labels)
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
 

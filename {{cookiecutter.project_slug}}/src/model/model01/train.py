@@ -17,7 +17,12 @@ import gc
 # Paused until they are loaded, then frozen out of every later collection.
 gc.disable()
 
+import sys
 from pathlib import Path
+
+# This project's `src` first, whatever else is installed: with two projects installed
+# (editable) in one environment, `import src` would find the one whose .pth sorts first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 import hydra
 import lightning as L
@@ -41,6 +46,12 @@ from src.utils.sweep.pruning import trial_pruning
 from src.utils.sweep.sweeper import register_sweeper
 from src.utils.tracking.run import TrainingRun
 from src.utils.tracking.store import TrackingServerUnreachable
+from src.utils.training.distributed import (
+    OtherRankRun,
+    is_rank_zero,
+    launched_ranks,
+    quiet_unless_rank_zero,
+)
 from src.utils.training.guards import NonFiniteLossError, StopOnNonFiniteLoss
 from src.utils.training.settings import trainer_settings
 from src.utils.user_errors import report_as_message
@@ -64,7 +75,11 @@ USER_ERRORS = (
 @hydra.main(config_path="../../../config/model/model01", config_name="config")
 def main(cfg: DictConfig) -> float | optuna.TrialPruned:
     quiet_third_party_noise()
-    with report_as_message(*USER_ERRORS), sigterm_as_interrupt():
+    with (
+        report_as_message(*USER_ERRORS),
+        sigterm_as_interrupt(),
+        quiet_unless_rank_zero(*USER_ERRORS),
+    ):
         try:
             return train(cfg)
         except optuna.TrialPruned as pruned:
@@ -90,7 +105,16 @@ def train(cfg: DictConfig) -> float:
         model.net.compile()  # in place, so checkpoints keep the plain module's keys
 
     entry_point = Path(__file__).relative_to(PROJECT_ROOT).as_posix()
-    with TrainingRun(cfg, entry_point=entry_point, model_kind=type(model.net).__name__) as run:
+    kind = type(model.net).__name__
+    # A DDP job is one MLflow run, rank 0's; the other ranks train and log nothing.
+    if is_rank_zero():
+        tracked = TrainingRun(cfg, entry_point=entry_point, model_kind=kind)
+    else:
+        tracked = OtherRankRun()
+    with (
+        tracked as run,
+        launched_ranks(run.run_id, trainer_settings(cfg), __file__) as settings,
+    ):
         run.log_data_versions(datamodule.dataset_config, features)
         checkpoint = ModelCheckpoint(
             dirpath=LIGHTNING_LOGS_DIR / cfg.experiment_name / run.run_id,
@@ -107,7 +131,7 @@ def train(cfg: DictConfig) -> float:
         # (optuna.TrialPruned: the run ends FINISHED, tagged pruned, without the steps below).
         pruning = trial_pruning(cfg)
         callbacks = [checkpoint, StopOnNonFiniteLoss(), *extra, *filter(None, [pruning])]
-        trainer = L.Trainer(**trainer_settings(cfg), logger=run.logger, callbacks=callbacks)
+        trainer = L.Trainer(**settings, logger=run.logger, callbacks=callbacks)
         trainer.fit(model, datamodule=datamodule)
         if pruning is not None:
             pruning.check_pruned()  # under DDP the ranks learn the decision after fit

@@ -16,7 +16,9 @@ sweeper's study object is reused, which saves opening the storage once per trial
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from typing import Any
 
 import optuna
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # Config files may only instantiate Optuna's pruners (Hydra 1.4's execution policy).
 PRUNER_TARGETS = ("optuna.pruners.*",)
+# The trial's pruning setting, handed from its rank 0 to the DDP ranks it starts.
+PRUNING_ENV = "TRAINING_PRUNING"
 # Studies this process has opened, by (storage URL, study name): the sweeper's own study
 # in the basic launcher's process; in a joblib worker, the one every later trial reuses.
 _studies: dict[tuple[str, str], optuna.Study] = {}
@@ -106,27 +110,60 @@ class TrialPruning(PyTorchLightningPruningCallback):
 
 
 def trial_pruning(cfg: DictConfig) -> TrialPruning | None:
-    """The pruning callback of a sweep trial; None for a single run or `pruner: null`."""
-    from hydra.core.hydra_config import HydraConfig
+    """The pruning callback of a sweep trial; None for a single run or `pruner: null`.
 
+    Every DDP rank of a trial gets the same answer: the integration's ranks meet in a
+    broadcast each epoch, and a rank without the callback would leave the others waiting.
+    """
     sweep = cfg.sweep
     if sweep.trial_number is None or sweep.study_name is None:
         return None  # a single run is never pruned: nothing to compare it with
-    if not HydraConfig.initialized():
+    setting = _pruning_setting()
+    if setting is None or setting["pruner"] is None:
         return None
-    sweeper = HydraConfig.get().sweeper
-    pruner = OmegaConf.select(sweeper, "pruner", default=None)
-    if pruner is None:
-        return None
-    storage = OmegaConf.select(sweeper, "storage", default=None)
-    if storage is None and (str(storage), sweep.study_name) not in _studies:
+    storage, study_name = setting["storage"], sweep.study_name
+    if storage is None and (str(storage), study_name) not in _studies:
         log.warning(
             "Pruning is off for this trial: its process cannot reach an in-memory study "
             "(set hydra.sweeper.storage, e.g. the default sqlite:///.../logs/optuna.db)"
         )
         return None
-    trial = attach_trial(sweep.study_name, int(sweep.trial_number), storage, pruner)
+    trial = attach_trial(study_name, int(sweep.trial_number), storage, setting["pruner"])
     if len(trial.study.directions) > 1:
         log.warning("Pruning is off for this trial: Optuna prunes single-objective studies only")
         return None
     return TrialPruning(trial, cfg.optimized_metric)
+
+
+def _pruning_setting() -> dict[str, Any] | None:
+    """`hydra.sweeper`'s pruner and storage, as the trial's rank 0 sees them.
+
+    The DDP ranks Lightning starts for a trial run the job's own overrides, not the
+    sweep's `hydra.sweeper.*` ones (src/utils/training/distributed.py), so rank 0 hands
+    its setting down through the environment they inherit. Ranks started otherwise (srun
+    on Slurm) run the same job config as rank 0 and read it themselves.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    inherited = os.environ.get(PRUNING_ENV)
+    if not _is_rank_zero() and inherited is not None:
+        return json.loads(inherited)
+    if not HydraConfig.initialized():
+        return None
+    sweeper = HydraConfig.get().sweeper
+    pruner = OmegaConf.select(sweeper, "pruner", default=None)
+    setting = {
+        "pruner": None if pruner is None else OmegaConf.to_container(pruner, resolve=True),
+        "storage": OmegaConf.select(sweeper, "storage", default=None),
+    }
+    if _is_rank_zero():
+        os.environ[PRUNING_ENV] = json.dumps(setting)
+    return setting
+
+
+def _is_rank_zero() -> bool:
+    """Global rank 0 (or no DDP), from the launchers' environment, before a Trainer exists."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if os.environ.get(key):
+            return int(os.environ[key]) == 0 and int(os.environ.get("NODE_RANK") or 0) == 0
+    return int(os.environ.get("NODE_RANK") or 0) == 0

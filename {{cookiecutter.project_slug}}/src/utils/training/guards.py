@@ -29,9 +29,13 @@ class StopOnNonFiniteLoss(L.Callback):
         if trainer.global_step % self.every_n_steps:
             return
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if isinstance(loss, torch.Tensor) and not math.isfinite(loss.detach().float().item()):
+        value = loss.detach().float().item() if isinstance(loss, torch.Tensor) else 0.0
+        # Decided by all ranks together under DDP (one rank's NaN stops every rank at this
+        # step; alone, a rank would wait for the others forever); a no-op on one device.
+        if trainer.strategy.reduce_boolean_decision(not math.isfinite(value), all=False):
             lr = pl_module.hparams.get("learning_rate")
+            where = value if not math.isfinite(value) else "non-finite on another rank"
             raise NonFiniteLossError(
-                f"train/loss became {loss.item()} at step {trainer.global_step} "
+                f"train/loss became {where} at step {trainer.global_step} "
                 f"(learning_rate={lr}): the run diverged; try a smaller learning_rate"
             )
