@@ -257,3 +257,39 @@ def test_parallel_trials_refill_a_freed_slot_at_once(installed_project):
     assert third.start_time < max(first.end_time, second.end_time), (
         "the third trial waited for the slower trial of the first two"
     )
+
+
+def test_a_ddp_trial_is_pruned_on_every_rank(installed_project):
+    """2 CPU processes per trial (gloo): rank 0 decides, every rank stops, nothing hangs.
+    The pruner comes from a hydra.sweeper override, which the ranks Lightning starts do
+    not get on their command line: rank 0 hands it down."""
+    project = installed_project
+    name = "ddp_pruning"
+    result = run(
+        [
+            *TRAIN,
+            "learning_rate=interval(0.0016,0.0017)",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.strategy=ddp",
+            f"experiment_name={name}",
+            "hydra.sweeper.n_trials=1",
+            *ALWAYS_PRUNE,
+            *THREE_EPOCHS,
+        ],
+        cwd=project,
+        timeout=400,
+    )
+    output = result.stdout + result.stderr
+    assert "Trial 0 pruned: Trial was pruned at epoch 1." in output
+    import optuna
+    from mlflow import MlflowClient
+
+    (trial,) = optuna_trials(sqlite_storage(project), study_name_of(output))
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    client = MlflowClient(f"sqlite:///{project / 'logs' / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id], "tags.trial_number = '0'")
+    assert len(runs) == 1, "one MLflow run for the trial, rank 0's"
+    assert runs[0].info.status == "FINISHED" and runs[0].data.tags["pruned"] == "true"
+    assert runs[0].data.tags["pruned_at_epoch"] == "1"
