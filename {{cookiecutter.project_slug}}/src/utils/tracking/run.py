@@ -11,9 +11,10 @@ next one starts, while params, config, environment, checkpoint, plots and model 
 from __future__ import annotations
 
 import contextlib
+import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -42,12 +43,25 @@ _SWEEPER_OVERRIDE_PREFIX = "sweep."
 
 
 class RunOwnedMLFlowLogger(MLFlowLogger):
-    """Lightning's MLflow logger for a run that `TrainingRun` ends.
+    """Lightning's MLflow logger for a run that `TrainingRun` creates, writes and ends.
 
     Lightning would end the run after `fit` and again after `test`, marking it FINISHED
     before the test metrics, checkpoint and model are logged (and costing two store round
-    trips each time); the run ends once, when the `with TrainingRun` block does.
+    trips each time); the run ends once, when the `with TrainingRun` block does. In a sweep
+    its metrics go through the sweep's writer thread like the run's other writes.
     """
+
+    def __init__(
+        self,
+        *,
+        experiment_id: str,
+        submit: Callable[[str, Callable[[], Any]], None] | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        # The run and its experiment are known: no store round trip to look them up.
+        self._experiment_id, self._initialized = experiment_id, True
+        self._submit = submit
 
     def finalize(self, status: str = "success") -> None:
         return None
@@ -55,6 +69,23 @@ class RunOwnedMLFlowLogger(MLFlowLogger):
     def log_hyperparams(self, params: Any) -> None:
         # TrainingRun logs the whole resolved config as params; Lightning would log the
         # model's hyperparameters again after fit and after test (two store writes each).
+        return None
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self._submit is None:
+            return super().log_metrics(metrics, step)
+        from mlflow.entities import Metric
+
+        # Read now (the values and their time), written by the writer thread.
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(key, float(value), now, step or 0)
+            for key, value in metrics.items()
+            if not isinstance(value, str)
+        ]
+        self._submit(
+            ", ".join(metrics), lambda: self._mlflow_client.log_batch(self.run_id, metrics=batch)
+        )
         return None
 
 
@@ -109,13 +140,15 @@ class TrainingRun:
         # must still end it (KILLED or FAILED), never leave it RUNNING.
         try:
             self._submit("params", self._log_params)
-            # Synchronous on purpose: Lightning logs every log_every_n_steps and per epoch
-            # (a few ms each); MLflow's async queue costs up to 1 s per run to flush
-            # (measured by the template's benchmarks/run.py).
+            # Not MLflow's async logging: its queue costs up to 1 s per run to flush (the
+            # template's benchmarks/run.py). In a sweep the writer thread takes the metrics;
+            # alone, they are written as Lightning logs them (a few ms each).
             self.logger = RunOwnedMLFlowLogger(
                 experiment_name=self._experiment_name,
                 tracking_uri=self.uri,
                 run_id=self.run_id,
+                experiment_id=self.experiment_id,
+                submit=self._submit if self._writes is not None else None,
             )
             self.log_text(self._resolved_yaml, "config/config.yaml")
             self.log_text("\n".join(self._overrides) + "\n", "config/overrides.txt")
