@@ -739,8 +739,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.parts & {"training", "sweep", "search"}:
             # Also leaves the small data in place (its cache built) for the sweep.
             repeats = plan.repeats_small if "training" in args.parts else 1
+            # Templates older than MLflow's system metrics (--template) have no switch.
+            config = (project_root / "config/model/model01/config.yaml").read_text()
             parts["training_small"] = measure_training(
-                project, plan, plan.sizes[0], repeats, system_metrics_off="training" in args.parts
+                project,
+                plan,
+                plan.sizes[0],
+                repeats,
+                system_metrics_off="training" in args.parts and "system_metrics:" in config,
             )
         if "sweep" in args.parts:
             log("sweep")
