@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -177,6 +178,7 @@ class Project:
         self.events_dir = root.parent / "bench_events"
         self.events_dir.mkdir(exist_ok=True)
         self._count = 0
+        self.last_cpu_s = 0.0  # CPU seconds (user + system) of the last child and its own
 
     def run(self, command: list[str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -195,11 +197,16 @@ class Project:
         events = self.events_dir / f"{self._count:03d}-{mode}.jsonl"
         saved = dict(self.env)
         self.env.update(env)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.time()
         try:
             self.run([sys.executable, str(CHILD), mode, str(events), *args])
         finally:
             end = time.time()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            self.last_cpu_s = (after.ru_utime + after.ru_stime) - (
+                before.ru_utime + before.ru_stime
+            )
             self.env = saved
         lines = events.read_text().splitlines() if events.exists() else []
         return start, end, [json.loads(line) for line in lines]
@@ -362,6 +369,7 @@ def measure_tiny_trials(project: Project, plan: Plan) -> dict:
     """What one more trial costs: (wall of an n-trial sweep - wall of a 1-trial sweep) /
     (n - 1), trials of one batch; each sweep a fresh study, medians of interleaved repeats."""
     walls: dict[int, list[float]] = {1: [], plan.tiny_trials: []}
+    cpus: dict[int, list[float]] = {1: [], plan.tiny_trials: []}
     for repeat in range(plan.tiny_repeats):
         for trials in walls:
             space = f"learning_rate=interval(0.001,{0.002 + repeat * 1e-4 + trials * 1e-5:.5f})"
@@ -369,9 +377,13 @@ def measure_tiny_trials(project: Project, plan: Plan) -> dict:
                 "project", TRAIN, "-m", space, f"hydra.sweeper.n_trials={trials}", *TINY_TRIAL
             )
             walls[trials].append(end - start)
+            cpus[trials].append(project.last_cpu_s)
             log(f"tiny trials, repeat {repeat + 1}: {trials} trial(s) in {walls[trials][-1]:.2f} s")
     w1, wn = statistics.median(walls[1]), statistics.median(walls[plan.tiny_trials])
+    c1, cn = statistics.median(cpus[1]), statistics.median(cpus[plan.tiny_trials])
     return {
+        # The same in CPU seconds of the sweep process: what a trial costs a busy machine.
+        "per_trial_tiny_cpu_s": (cn - c1) / (plan.tiny_trials - 1),
         "trials": plan.tiny_trials,
         "wall_1_s": w1,
         "wall_n_s": wn,
@@ -579,6 +591,11 @@ def table(figures: dict) -> str:
                 figures["tiny"]["per_trial_tiny_s"],
                 "s",
                 "per_trial_tiny_s",
+            ),
+            row(
+                "same, in CPU seconds of the sweep process",
+                figures["tiny"]["per_trial_tiny_cpu_s"],
+                "s",
             ),
             row(
                 "start-up, 1-batch trials (W1 - per_trial_tiny_s)",
