@@ -38,7 +38,7 @@ from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
@@ -62,9 +62,8 @@ class SweepStopped(RuntimeError):
     """Too many trials failed; the message summarises the failures."""
 
 
-def search_space_id(arguments: Sequence[str]) -> str:
+def search_space_id(distributions: dict[str, Any]) -> str:
     """Eight hex digits that identify the searched parameters and their ranges."""
-    distributions, _fixed, _ = create_params_from_overrides(list(arguments))
     text = ";".join(f"{name}={distributions[name]!r}" for name in sorted(distributions))
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
@@ -168,11 +167,13 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             distributions, fixed_params, fixed_overrides = parse_search_space(space)
         except SearchSpaceError as error:
             exit_with_message(str(error), kind="SearchSpaceError")
+        # Named from the parsed space as it is, so existing studies keep their names.
+        space_id = search_space_id(distributions)
         for name in fixed_params:
             distributions.pop(name, None)
         experiment = self.config.experiment_name
         if self.study_name is None:
-            self.study_name = f"{experiment}-{search_space_id(space)}"
+            self.study_name = f"{experiment}-{space_id}"
         directions = self._get_directions()
         if isinstance(self.sampler, functools.partial):
             # The grid sampler is configured partially: its grid is the search space.
