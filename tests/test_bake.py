@@ -115,6 +115,7 @@ EXPECTED_FILES = {
     "tests/test_config.py",
     "tests/test_data.py",
     "tests/test_deferred_writes.py",
+    "tests/test_interrupts.py",
     "tests/test_distributed.py",
     "tests/test_layout.py",
     "tests/test_pruning.py",

@@ -3,6 +3,7 @@ sweep, and every rank stops together on a diverged loss or a signal."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -197,7 +198,8 @@ def test_a_signal_stops_every_rank_and_ends_the_run_killed(
             "callbacks.early_stopping=null",
         ],
         cwd=project,
-        env=project_env(),
+        # faulthandler: SIGABRT makes a stuck process print every thread's stack (below)
+        env=project_env(PYTHONFAULTHANDLER="1"),
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, as a terminal gives it
@@ -213,7 +215,15 @@ def test_a_signal_stops_every_rank_and_ends_the_run_killed(
             os.killpg(process.pid, sig)  # Ctrl-C in a terminal reaches every rank
         else:
             process.send_signal(sig)  # `kill <pid>`, a scheduler: rank 0 only
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            stuck = [process.pid, *processes_with(f"experiment_name={name}", "train_ddp")]
+            for pid in stuck:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGABRT)
+            time.sleep(2)
+            pytest.fail(f"the ranks did not stop within 60 s:\n{log.read_text()[-12000:]}")
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

@@ -25,6 +25,8 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna_integration import PyTorchLightningPruningCallback
 
+from src.utils.interrupts import interrupts_deferred
+
 log = logging.getLogger(__name__)
 
 # Config files may only instantiate Optuna's pruners (Hydra 1.4's execution policy).
@@ -94,7 +96,8 @@ class TrialPruning(PyTorchLightningPruningCallback):
         if not trainer.sanity_checking:
             self.last_epoch = int(pl_module.current_epoch)
         try:
-            super().on_validation_end(trainer, pl_module)
+            with interrupts_deferred():  # it writes to the study's database
+                super().on_validation_end(trainer, pl_module)
         except optuna.TrialPruned as pruned:
             pruned.epoch = self.last_epoch  # type: ignore[attr-defined]
             raise
@@ -103,7 +106,8 @@ class TrialPruning(PyTorchLightningPruningCallback):
         if not self.is_ddp_backend:
             return  # the decision raised in on_validation_end already; spare a storage read
         try:
-            super().check_pruned()
+            with interrupts_deferred():
+                super().check_pruned()
         except optuna.TrialPruned as pruned:
             pruned.epoch = self.last_epoch  # type: ignore[attr-defined]
             raise

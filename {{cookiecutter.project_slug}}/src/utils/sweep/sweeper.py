@@ -43,6 +43,7 @@ from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.interrupts import interrupts_deferred, sigterm_as_interrupt
 from src.utils.sweep.pruning import instantiate_pruner, share_study
 from src.utils.sweep.search_space import SearchSpaceError, parse_search_space
 from src.utils.tracking import stale_runs
@@ -157,7 +158,6 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
 
     def sweep(self, arguments: list[str]) -> None:
         from src.utils.console import quiet_third_party_noise
-        from src.utils.interrupts import sigterm_as_interrupt
         from src.utils.tracking.sweep_run import SweepParentRun
 
         quiet_third_party_noise()
@@ -319,7 +319,8 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         if min(remaining, self.n_trials - taken) <= 0:
             log.info(f"The study has its {self.n_trials} trials (other workers ran the rest)")
             return []
-        trials = [study.ask() for _ in range(min(count, remaining, self.n_trials - taken))]
+        with interrupts_deferred():  # a trial half-created in the storage would stay RUNNING
+            trials = [study.ask() for _ in range(min(count, remaining, self.n_trials - taken))]
         seed = OmegaConf.select(self.sampler_config, "seed")
         partial = OmegaConf.select(self.sampler_config, "_partial_", default=False)
         if seed is not None and not partial:
@@ -360,7 +361,8 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
     @staticmethod
     def _fail_interrupted(study: optuna.Study, trials: list[optuna.trial.Trial]) -> None:
         for trial in trials:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            with interrupts_deferred():
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
         log.error(
             f"Sweep interrupted: trial(s) {[t.number for t in trials]} marked FAILED, "
             "the parent run KILLED. Run the same command again to resume the study."
@@ -458,7 +460,8 @@ def _tell_finished(study: optuna.Study, trial: optuna.trial.Trial, **outcome: An
     `study.optimize`; Optuna has stored the trial's outcome by then (a `finally` block).
     """
     try:
-        study.tell(trial, **outcome)
+        with interrupts_deferred():
+            study.tell(trial, **outcome)
     except RuntimeError as error:
         if "Study.stop" not in str(error):
             raise

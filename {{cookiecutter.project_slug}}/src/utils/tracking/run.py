@@ -25,6 +25,7 @@ import torch
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.interrupts import interrupt_safe
 from src.utils.tracking.deferred import RunWrites, active_writer
 from src.utils.tracking.environment import (
     MlflowProjectRun,
@@ -62,6 +63,8 @@ class RunOwnedMLFlowLogger(MLFlowLogger):
         # The run and its experiment are known: no store round trip to look them up.
         self._experiment_id, self._initialized = experiment_id, True
         self._submit = submit
+        # Lightning writes each step's metrics through this client (see interrupts).
+        self._mlflow_client = interrupt_safe(self._mlflow_client)
 
     def finalize(self, status: str = "success") -> None:
         return None
@@ -100,7 +103,7 @@ class TrainingRun:
         # `mlflow run` (MLproject) made a run for this process; sweep trials get their own.
         project_run = mlflow_project_run() if sweep.trial_number is None else None
         self.uri = configure_mlflow(cfg.mlflow.tracking_uri)
-        self.client = MlflowClient(self.uri)
+        self.client = interrupt_safe(MlflowClient(self.uri))
         self.experiment_id = get_or_create_experiment(self.client, cfg.experiment_name)
         overrides = _job_overrides()
         if sweep.trial_number is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import optuna
 
+from src.utils.interrupts import interrupt_safe
 from src.utils.tracking.store import configure_mlflow
 from src.utils.tracking.tags import HOST_TAG, PID_TAG, owner_tags
 
@@ -54,7 +55,7 @@ def kill_dead_runs(cfg: Any) -> int:
     """Mark the experiment's RUNNING MLflow runs whose process died as KILLED."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(configure_mlflow(cfg.mlflow.tracking_uri))
+    client = interrupt_safe(MlflowClient(configure_mlflow(cfg.mlflow.tracking_uri)))
     experiment = client.get_experiment_by_name(cfg.experiment_name)
     if experiment is None:
         return 0

@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig
 
+from src.utils.interrupts import interrupt_safe
 from src.utils.tracking.store import configure_mlflow, end_run, get_or_create_experiment
 from src.utils.tracking.tags import run_tags
 
@@ -23,7 +24,7 @@ class SweepParentRun:
         from mlflow import MlflowClient
 
         uri = configure_mlflow(cfg.mlflow.tracking_uri)
-        self.client = MlflowClient(uri)
+        self.client = interrupt_safe(MlflowClient(uri))
         experiment_id = get_or_create_experiment(self.client, cfg.experiment_name)
         tags = run_tags(
             entry_point="hydra multirun (Optuna sweeper)",

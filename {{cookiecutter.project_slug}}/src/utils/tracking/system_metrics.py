@@ -9,9 +9,13 @@ have none: the samples taken since the last publication are logged when the run 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
+# How long stopping may wait for MLflow's sampling thread. Its `finish()` joins without a
+# limit, and a run stopped by a signal must still end (KILLED) rather than wait forever.
+STOP_TIMEOUT_S = 10.0
 
 
 class SystemMetrics:
@@ -36,7 +40,15 @@ class SystemMetrics:
         monitor, self._monitor = self._monitor, None
         if monitor is None:
             return
-        monitor.finish()
+        finishing = threading.Thread(target=monitor.finish, name="system-metrics-stop", daemon=True)
+        finishing.start()
+        finishing.join(STOP_TIMEOUT_S)
+        if finishing.is_alive():
+            log.warning(
+                f"System metrics sampling did not stop within {STOP_TIMEOUT_S:.0f} s; "
+                "the run ends without its last samples"
+            )
+            return
         try:
             # The samples since the last full interval (all of them in a short run).
             monitor.collect_metrics()
