@@ -21,12 +21,12 @@ ALWAYS_PRUNE = {"_target_": "optuna.pruners.ThresholdPruner", "lower": 2.0, "n_w
 def test_the_default_pruner_waits_for_finished_trials_and_a_first_epoch():
     pruner_config = compose_train_config().hydra.sweeper.pruner
     pruner = instantiate_pruner(pruner_config)
-    assert isinstance(pruner, optuna.pruners.MedianPruner)
+    assert isinstance(pruner, optuna.pruners.PercentilePruner)
     assert pruner_config.n_startup_trials >= 3 and pruner_config.n_warmup_steps >= 1
     off = compose_train_config(["hydra.sweeper.pruner=null"]).hydra.sweeper.pruner
     assert isinstance(instantiate_pruner(off), optuna.pruners.NopPruner)
     for name, pruner_class in (
-        ("percentile", optuna.pruners.PercentilePruner),
+        ("median", optuna.pruners.MedianPruner),
         ("successive_halving", optuna.pruners.SuccessiveHalvingPruner),
         ("hyperband", optuna.pruners.HyperbandPruner),
     ):

@@ -104,7 +104,7 @@ def train(cfg: DictConfig) -> float:
     if cfg.compile:
         model.net.compile()  # in place, so checkpoints keep the plain module's keys
 
-    entry_point = Path(__file__).relative_to(PROJECT_ROOT).as_posix()
+    entry_point = Path(__file__).resolve().relative_to(PROJECT_ROOT).as_posix()
     kind = type(model.net).__name__
     # A DDP job is one MLflow run, rank 0's; the other ranks train and log nothing.
     if is_rank_zero():
