@@ -43,6 +43,14 @@ def test_a_deferred_run_ends_finished_only_once_its_artifacts_are_written(tracki
     assert "checkpoints/best.ckpt" in artifacts_of(tracking_uri, run.run_id, "checkpoints")
 
 
+def test_a_deferred_run_ends_with_its_last_system_metrics_sample(tracking_uri):
+    with deferred_writes(), new_run("mlflow.system_metrics_interval=60") as run:
+        pass  # shorter than one interval: only the sample taken when it stops
+    logged = MlflowClient(tracking_uri).get_run(run.run_id)
+    assert logged.info.status == "FINISHED"
+    assert "system/cpu_utilization_percentage" in logged.data.metrics
+
+
 def test_a_run_whose_deferred_logging_fails_ends_failed_with_the_error(tracking_uri):
     with deferred_writes() as writer:
         with new_run() as run:
@@ -88,7 +96,7 @@ def test_a_second_ctrl_c_ends_the_unwritten_runs_killed_naming_what_is_missing(t
     never.set()
     status, tags = status_of(tracking_uri, run.run_id)
     assert status == "KILLED"
-    assert tags["not_written"] == "stuck upload, model"
+    assert tags["not_written"] == "stuck upload, model, system metrics"
 
 
 def test_the_champion_is_never_a_run_whose_model_was_not_written(tracking_uri):

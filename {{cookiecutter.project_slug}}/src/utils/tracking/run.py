@@ -227,7 +227,9 @@ class TrainingRun:
     ) -> bool:
         try:
             if self._system_metrics is not None:
-                self._system_metrics.stop()
+                # Its last sample is a store write like the others: in a sweep, the writer
+                # thread takes it (before the run ends) while the next trial starts.
+                self._submit("system metrics", self._system_metrics.stop)
         finally:
             self._end(exc_type, exc, tb)
         return False
