@@ -86,6 +86,7 @@ EXPECTED_FILES = {
     "src/utils/console.py",
     "src/utils/hydra_resolvers.py",
     "src/utils/interrupts.py",
+    "src/utils/lean_imports.py",
     "src/utils/paths.py",
     "src/utils/stages/__init__.py",
     "src/utils/stages/config.py",
