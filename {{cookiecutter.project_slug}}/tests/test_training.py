@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -121,3 +123,18 @@ def test_a_run_shorter_than_log_every_n_steps_still_logs_a_training_curve(
     assert len(epochs) == 2 and epochs[0].step < epochs[1].step
     assert all(m.value > 0 for m in epochs)
     assert client.get_metric_history(logger.run_id, "train/loss") == []
+
+
+def test_train_py_loads_lightning_without_matplotlib_and_scipy_signal():
+    code = (
+        "import sys, src.model.model01.train; "
+        "from torchmetrics.utilities.imports import _TORCHVISION_AVAILABLE; "
+        "print([m for m in ('matplotlib', 'scipy.signal') if m in sys.modules], "
+        "bool(_TORCHVISION_AVAILABLE))"
+    )
+    project = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=True
+    )
+    # Not loaded (~75 MB less), and torchmetrics' torchvision-based metrics still work.
+    assert done.stdout.split("\n")[-2] == "[] True"

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from src.utils.lean_imports import without_unused_extras
 
-with without_unused_extras():  # ~100 MB less per process (see lean_imports)
+with without_unused_extras():  # ~75 MB less per process (see lean_imports)
     import lightning as L
 
 import hydra
