@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import time
@@ -64,3 +65,9 @@ def test_the_previous_signal_handlers_come_back_afterwards():
     with sigterm_as_interrupt():
         assert signal.getsignal(signal.SIGTERM) is not before[0]
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_a_safe_client_passes_attributes_through_and_can_be_copied(tracking_uri):
+    client = interrupt_safe(MlflowClient(configure_mlflow()))
+    assert client.tracking_uri == tracking_uri
+    assert copy.deepcopy(client).tracking_uri == tracking_uri

@@ -58,6 +58,8 @@ class _InterruptSafe:
         self._target = target
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_target":  # not set yet (a copy being built): no endless lookup
+            raise AttributeError(name)
         value = getattr(self._target, name)
         if not callable(value):
             return value
