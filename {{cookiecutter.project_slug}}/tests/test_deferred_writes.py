@@ -108,7 +108,7 @@ def test_the_champion_is_never_a_run_whose_model_was_not_written(tracking_uri):
         with new_run("sweep.study_name=s", "sweep.trial_number=1") as complete:
             complete.log_pytorch_model(DigitCNN(), torch.zeros(2, 1, 28, 28))
     assert status_of(tracking_uri, broken.run_id)[0] == "FAILED"
-    assert "model" not in artifacts_of(tracking_uri, broken.run_id)
+    assert not client.get_run(broken.run_id).outputs.model_outputs  # never written
 
     def study_whose_best_is(trial_number: int) -> optuna.Study:
         study = optuna.create_study(study_name="s", direction="maximize")
@@ -120,3 +120,25 @@ def test_the_champion_is_never_a_run_whose_model_was_not_written(tracking_uri):
     assert register_best_trial(client, "model01", study_whose_best_is(0), "val/acc") is None
     version = register_best_trial(client, "model01", study_whose_best_is(1), "val/acc")
     assert version is not None and version.run_id == complete.run_id
+
+
+def test_a_sweep_checks_that_a_model_class_loads_back_once(tracking_uri, monkeypatch):
+    from mlflow.models import utils as model_utils
+
+    import src.utils.tracking.run as tracking_run
+
+    monkeypatch.setattr(tracking_run, "_SERVING_CHECKED", set())
+    checked, check = [], model_utils._validate_serving_input
+
+    def counted(**kwargs: object) -> None:
+        checked.append(kwargs["model_uri"])
+        check(**kwargs)
+
+    monkeypatch.setattr(model_utils, "_validate_serving_input", counted)
+    with deferred_writes():
+        for _ in range(2):
+            with new_run() as run:
+                run.log_pytorch_model(DigitCNN(), torch.zeros(2, 1, 28, 28))
+    assert len(checked) == 1  # MLflow loaded the first trial's model back, not the second's
+    # The second trial's model is logged all the same.
+    assert MlflowClient(tracking_uri).get_run(run.run_id).outputs.model_outputs
