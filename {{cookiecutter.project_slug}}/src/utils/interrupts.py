@@ -16,12 +16,10 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 _writes_in_progress = 0  # main thread only: signal handlers run there
 _pending: str | None = None  # the signal that arrived during a write, raised after it
-
-T = TypeVar("T")
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -72,10 +70,10 @@ class _InterruptSafe:
         return call
 
 
-def interrupt_safe(target: T) -> T:
+def interrupt_safe(target: Any) -> Any:
     """A proxy for a database client (MlflowClient, an Optuna study) whose calls are never
-    cut half-way by Ctrl-C or SIGTERM."""
-    return _InterruptSafe(target)  # type: ignore[return-value]
+    cut half-way by Ctrl-C or SIGTERM; it has the client's methods and attributes."""
+    return _InterruptSafe(target)
 
 
 @contextmanager
