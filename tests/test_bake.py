@@ -121,6 +121,7 @@ EXPECTED_FILES = {
     "tests/test_layout.py",
     "tests/test_pruning.py",
     "tests/test_redaction.py",
+    "tests/test_sweeper.py",
     "tests/test_tracking.py",
     "tests/test_training.py",
 }

@@ -74,7 +74,11 @@ def test_two_workers_started_together_share_one_postgres_study(
         assert "database is locked" not in output.lower()
 
     study = optuna.load_study(study_name=name, storage=storage)
-    trials = study.trials
+    # Both workers may count 3 trials and ask for the 4th at the same moment: the higher
+    # number is then told FAIL, tagged surplus, and never runs.
+    surplus = [t for t in study.trials if "surplus" in t.user_attrs]
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in surplus)
+    trials = [t for t in study.trials if t not in surplus]
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 4
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     rates = [t.params["learning_rate"] for t in trials]

@@ -322,6 +322,10 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             return []
         with interrupts_deferred():  # a trial half-created in the storage would stay RUNNING
             trials = [study.ask() for _ in range(min(count, remaining, self.n_trials - taken))]
+            trials = self._without_surplus(study, trials)
+        if not trials:
+            log.info(f"The study has its {self.n_trials} trials (other workers ran the rest)")
+            return []
         seed = OmegaConf.select(self.sampler_config, "seed")
         partial = OmegaConf.select(self.sampler_config, "_partial_", default=False)
         if seed is not None and not partial:
@@ -330,6 +334,24 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             reseeded = OmegaConf.merge(self.sampler_config, {"seed": int(seed) + trials[0].number})
             study.sampler = _instantiate_sampler(reseeded)
         return trials
+
+    def _without_surplus(
+        self, study: optuna.Study, trials: list[optuna.trial.Trial]
+    ) -> list[optuna.trial.Trial]:
+        """`trials` less those beyond n_trials: two workers that counted the study at the
+        same moment may both have asked for its last trial. The lower trial numbers win;
+        a surplus trial is told FAIL, tagged `surplus`, and never runs (FAIL trials do not
+        count towards n_trials, so a resumed sweep is not affected)."""
+        counted = study.get_trials(deepcopy=False, states=(*FINISHED_STATES, RUNNING))
+        allowed = {t.number for t in sorted(counted, key=lambda t: t.number)[: self.n_trials]}
+        kept = []
+        for trial in trials:
+            if trial.number in allowed:
+                kept.append(trial)
+                continue
+            trial.set_user_attr("surplus", "another worker asked for the last trial at once")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return kept
 
     def _record(
         self,

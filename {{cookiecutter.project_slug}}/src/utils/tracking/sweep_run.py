@@ -52,7 +52,8 @@ class SweepParentRun:
 
     def log_study_summary(self, study: optuna.Study) -> None:
         """Best value and params, trial counts (complete, pruned, failed), and Optuna's plots."""
-        trials = study.get_trials(deepcopy=False)
+        # Not the trials a worker asked for and gave up at once (sweeper: surplus).
+        trials = [t for t in study.get_trials(deepcopy=False) if "surplus" not in t.user_attrs]
         counts = {state.name: 0 for state in optuna.trial.TrialState}
         for trial in trials:
             counts[trial.state.name] += 1
