@@ -342,6 +342,8 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         same moment may both have asked for its last trial. The lower trial numbers win;
         a surplus trial is told FAIL, tagged `surplus`, and never runs (FAIL trials do not
         count towards n_trials, so a resumed sweep is not affected)."""
+        if all(t.number < self.n_trials for t in trials):
+            return trials  # at most number + 1 counted trials up to it: none is surplus
         counted = study.get_trials(deepcopy=False, states=(*FINISHED_STATES, RUNNING))
         allowed = {t.number for t in sorted(counted, key=lambda t: t.number)[: self.n_trials]}
         kept = []
