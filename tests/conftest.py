@@ -11,6 +11,7 @@ it is done.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,30 @@ def write_mnist(project: Path, data_dir: Path | None = None, **sizes: int) -> Pa
         f"print(write_mnist_fixture(Path({str(data_dir)!r}){', ' + args if args else ''}))"
     )
     return Path(run([sys.executable, "-c", code], cwd=project).stdout.strip())
+
+
+def study_name_of(printed: str | subprocess.CompletedProcess[str]) -> str:
+    """The study a sweep used, from the sweeper's `Study name: ...` line."""
+    text = printed if isinstance(printed, str) else printed.stdout + printed.stderr
+    match = re.search(r"Study name: (\S+)", text)
+    assert match, f"the sweep did not print its study name:\n{text[-3000:]}"
+    return match.group(1)
+
+
+def sweep_runs(project: Path, study_name: str):
+    """The MLflow client, experiment model01, and the parent and trial runs of one study
+    (other tests add other studies to the same project)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{project / 'logs' / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("model01")
+    assert experiment is not None, "experiment model01 was not created"
+    runs = client.search_runs(
+        [experiment.experiment_id], f"tags.study_name = '{study_name}'", max_results=1000
+    )
+    parents = [r for r in runs if r.data.tags.get("run_kind") == "sweep"]
+    trials = [r for r in runs if "trial_number" in r.data.tags]
+    return client, experiment, parents, trials
 
 
 @pytest.fixture(scope="session")

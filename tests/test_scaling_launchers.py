@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SMALL_RUN, run
+from conftest import SMALL_RUN, run, study_name_of, sweep_runs
 
 pytestmark = pytest.mark.slow
 
@@ -23,25 +23,6 @@ LAUNCHERS = Path("config/model/model01/hydra/launcher")
 def sweep(project: Path, space: str, *overrides: str) -> subprocess.CompletedProcess[str]:
     command = ["poetry", "run", "python", "src/model/model01/train.py", "-m", space]
     return run([*command, *overrides, *SMALL_RUN], cwd=project)
-
-
-def study_name_of(result: subprocess.CompletedProcess[str]) -> str:
-    match = re.search(r"Study name: (\S+)", result.stdout + result.stderr)
-    assert match, "the sweep did not print its study name"
-    return match.group(1)
-
-
-def trial_runs(project: Path, study_name: str):
-    from mlflow import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{project / 'logs' / 'mlruns' / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("model01")
-    runs = client.search_runs(
-        [experiment.experiment_id], f"tags.study_name = '{study_name}'", max_results=1000
-    )
-    parents = [r for r in runs if r.data.tags.get("run_kind") == "sweep"]
-    trials = [r for r in runs if "trial_number" in r.data.tags]
-    return parents, trials
 
 
 def optuna_trials(project: Path, study_name: str):
@@ -57,7 +38,7 @@ def assert_every_trial_once(project: Path, study_name: str, n_trials: int) -> No
 
     trials = optuna_trials(project, study_name)
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * n_trials
-    parents, runs = trial_runs(project, study_name)
+    _, _, parents, runs = sweep_runs(project, study_name)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     numbers = sorted(int(r.data.tags["trial_number"]) for r in runs)
     assert numbers == list(range(n_trials)), "a trial is missing or logged twice in MLflow"
@@ -183,7 +164,7 @@ def test_joblib_runs_two_trials_in_parallel_into_one_sqlite_store(installed_proj
     name = study_name_of(result)
     assert_every_trial_once(project, name, 2)
     assert console.count("building them in") == 1, "features were built more than once"
-    _, runs = trial_runs(project, name)
+    *_, runs = sweep_runs(project, name)
     assert len({r.data.tags["data.feature_sha256"] for r in runs}) == 1
     pids = {r.data.tags["process.pid"] for r in runs}
     assert len(pids) == 2, "both trials ran in the same process"

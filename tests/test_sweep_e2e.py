@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import SMALL_RUN, SWEEP_COMMAND, run
+from conftest import SMALL_RUN, SWEEP_COMMAND, run, study_name_of, sweep_runs
 
 pytestmark = pytest.mark.slow
 
@@ -19,26 +18,6 @@ def client_for(project: Path):
     from mlflow import MlflowClient
 
     return MlflowClient(f"sqlite:///{project / 'logs' / 'mlruns' / 'mlflow.db'}")
-
-
-def study_name_of(result: subprocess.CompletedProcess[str]) -> str:
-    """The study a sweep used, from the sweeper's `Study name: ...` line."""
-    match = re.search(r"Study name: (\S+)", result.stdout + result.stderr)
-    assert match, "the sweep did not print its study name"
-    return match.group(1)
-
-
-def runs_of(project: Path, study_name: str):
-    """The MLflow parent runs and trial runs of one study (other tests add other studies)."""
-    client = client_for(project)
-    experiment = client.get_experiment_by_name("model01")
-    assert experiment is not None, "experiment model01 was not created"
-    runs = client.search_runs(
-        [experiment.experiment_id], f"tags.study_name = '{study_name}'", max_results=1000
-    )
-    parents = [r for r in runs if r.data.tags.get("run_kind") == "sweep"]
-    trials = [r for r in runs if "trial_number" in r.data.tags]
-    return client, experiment, parents, trials
 
 
 def optuna_study(project: Path, name: str):
@@ -71,7 +50,7 @@ def test_sweep_console_is_readable(swept_project):
 
 def test_every_trial_is_a_finished_mlflow_run_nested_under_one_parent(swept_project):
     project, result = swept_project
-    client, experiment, parents, trials = runs_of(project, study_name_of(result))
+    client, experiment, parents, trials = sweep_runs(project, study_name_of(result))
     assert experiment.artifact_location == (project / "logs/mlruns/artifacts/model01").as_uri()
     assert len(parents) == 1 and len(trials) == 3
     parent = parents[0]
@@ -104,7 +83,7 @@ def test_trial_artifacts_include_config_checkpoint_plot_and_a_loadable_model(swe
     import torch
 
     project, result = swept_project
-    client, _, _, trials = runs_of(project, study_name_of(result))
+    client, _, _, trials = sweep_runs(project, study_name_of(result))
     trial = trials[0]
     run_id = trial.info.run_id
     listed = {a.path for a in client.list_artifacts(run_id)}
@@ -135,7 +114,7 @@ def test_trial_artifacts_include_config_checkpoint_plot_and_a_loadable_model(swe
 
 def test_parent_run_holds_the_study_summary_and_plots(swept_project):
     project, result = swept_project
-    client, _, parents, trials = runs_of(project, study_name_of(result))
+    client, _, parents, trials = sweep_runs(project, study_name_of(result))
     parent = parents[0]
     best_value = max(t.data.metrics["val/acc"] for t in trials)
     assert parent.data.metrics["best_value"] == pytest.approx(best_value)
@@ -164,7 +143,7 @@ def test_optuna_study_holds_the_same_three_trials(swept_project):
 
     project, result = swept_project
     name = study_name_of(result)
-    _, _, parents, trials = runs_of(project, name)
+    _, _, parents, trials = sweep_runs(project, name)
     study = optuna_study(project, name)
     assert parents[0].data.tags["study_name"] == name and name.startswith("model01-")
     complete = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
@@ -192,7 +171,7 @@ def test_rerunning_resumes_the_study_and_n_trials_counts_in_total(swept_project)
     assert "Resuming study" in more.stdout + more.stderr
     study = optuna_study(project, name)
     assert len(study.trials) == 5
-    _, _, parents, trials = runs_of(project, name)
+    _, _, parents, trials = sweep_runs(project, name)
     # Two parents: the re-run with nothing to run adds no empty one (issue 15).
     assert len(parents) == 2 and len(trials) == 5
     assert sorted(t.info.run_name for t in trials)[-2:] == ["trial-003", "trial-004"]
@@ -218,7 +197,7 @@ def test_a_different_search_space_starts_a_new_study(swept_project):
         assert 0.002 <= trial.params["learning_rate"] <= 0.004
         assert trial.params["model.dropout"] in (0.1, 0.3)
     # Two parameters searched: the parent also plots their importances.
-    client, _, parents, _ = runs_of(project, name)
+    client, _, parents, _ = sweep_runs(project, name)
     plots = {a.path for a in client.list_artifacts(parents[0].info.run_id, "plots")}
     assert plots == {"plots/optimization_history.png", "plots/param_importances.png"}
 

@@ -4,7 +4,6 @@ shared study in PostgreSQL. Timing targets live in benchmarks/run.py, not here."
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from postgres_server import postgres_server_fixture  # noqa: F401 - the fixture
 
-from conftest import SMALL_RUN, project_env, run
+from conftest import SMALL_RUN, project_env, run, study_name_of, sweep_runs
 
 pytestmark = pytest.mark.slow
 
@@ -33,23 +32,10 @@ THREE_EPOCHS = [
 ]
 
 
-def study_name_of(output: str) -> str:
-    match = re.search(r"Study name: (\S+)", output)
-    assert match, output[-3000:]
-    return match.group(1)
-
-
 def mlflow_runs(project: Path, study_name: str):
-    from mlflow import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{project / 'logs' / 'mlruns' / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("model01")
-    runs = client.search_runs(
-        [experiment.experiment_id], f"tags.study_name = '{study_name}'", max_results=100
-    )
-    parents = [r for r in runs if r.data.tags.get("run_kind") == "sweep"]
-    trials = {int(r.data.tags["trial_number"]): r for r in runs if "trial_number" in r.data.tags}
-    return client, parents, trials
+    """The study's MLflow client, parent runs, and trial runs by trial number."""
+    client, _, parents, trials = sweep_runs(project, study_name)
+    return client, parents, {int(r.data.tags["trial_number"]): r for r in trials}
 
 
 def optuna_trials(storage: str, study_name: str):
