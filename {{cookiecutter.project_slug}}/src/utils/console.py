@@ -29,6 +29,8 @@ _QUIET_LOGGERS = (
     "pytorch_lightning.utilities.rank_zero",
     "pytorch_lightning.accelerators.cuda",
     "lightning_fabric.utilities.seed",
+    "lightning_fabric.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
     "alembic",
     "mlflow.system_metrics.system_metrics_monitor",  # "Started monitoring..." per trial
 )
