@@ -123,18 +123,18 @@ def test_the_champion_is_never_a_run_whose_model_was_not_written(tracking_uri):
 
 
 def test_a_sweep_checks_that_a_model_class_loads_back_once(tracking_uri, monkeypatch):
-    from mlflow.models import utils as model_utils
+    import mlflow.pyfunc
 
     import src.utils.tracking.run as tracking_run
 
     monkeypatch.setattr(tracking_run, "_SERVING_CHECKED", set())
-    checked, check = [], model_utils._validate_serving_input
+    checked, load = [], mlflow.pyfunc.load_model
 
-    def counted(**kwargs: object) -> None:
-        checked.append(kwargs["model_uri"])
-        check(**kwargs)
+    def counted(model_uri: str, *args: object, **kwargs: object) -> object:
+        checked.append(model_uri)
+        return load(model_uri, *args, **kwargs)
 
-    monkeypatch.setattr(model_utils, "_validate_serving_input", counted)
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", counted)
     with deferred_writes():
         for _ in range(2):
             with new_run() as run:
@@ -142,3 +142,30 @@ def test_a_sweep_checks_that_a_model_class_loads_back_once(tracking_uri, monkeyp
     assert len(checked) == 1  # MLflow loaded the first trial's model back, not the second's
     # The second trial's model is logged all the same.
     assert MlflowClient(tracking_uri).get_run(run.run_id).outputs.model_outputs
+
+
+def test_a_logged_model_is_ready_loads_back_and_carries_the_runs_params_and_test_metrics(
+    tracking_uri,
+):
+    import mlflow
+
+    with deferred_writes():
+        with new_run("sweep.study_name=s", "sweep.trial_number=0") as run:
+            run.log_metrics({"test/acc": 0.75, "test/loss": 0.5}, step=12)
+            run.log_pytorch_model(DigitCNN(), torch.zeros(2, 1, 28, 28))
+    client = MlflowClient(tracking_uri)
+    (output,) = client.get_run(run.run_id).outputs.model_outputs
+    model = client.get_logged_model(output.model_id)
+    assert (str(model.status), model.source_run_id, model.name) == (
+        "READY",
+        run.run_id,
+        "model",
+    )
+    assert output.step == 12
+    assert model.params["learning_rate"] == client.get_run(run.run_id).data.params["learning_rate"]
+    assert {m.key: m.value for m in model.metrics} == {"test/acc": 0.75, "test/loss": 0.5}
+    # What the notebook and the server load: the run's model, as the class it was logged as.
+    loaded = mlflow.pytorch.load_model(f"runs:/{run.run_id}/model")
+    assert isinstance(loaded, DigitCNN)
+    info = mlflow.models.get_model_info(f"models:/{output.model_id}")
+    assert info.run_id == run.run_id and info.signature is not None

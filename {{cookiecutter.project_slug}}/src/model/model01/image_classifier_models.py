@@ -48,6 +48,11 @@ class DigitCNN(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden, NUM_CLASSES),
         )
+        # Channels-last conv weights make the convolutions and the pooling use their NHWC
+        # kernels: on two CPU cores a forward pass (validation, the test pass, serving) is
+        # ~3x faster and a training step ~6 % faster (benchmarks/run.py of the template);
+        # GPUs prefer this layout too. Flatten still sees channels, rows, columns in order.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features((images - self.mean) / self.std))
