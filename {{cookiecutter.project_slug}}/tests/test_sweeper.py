@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import optuna
+import pytest
+from hydra.errors import ConfigCompositionException
 
 from src.utils.sweep.sweeper import _ExperimentSweeperImpl
 
@@ -22,3 +24,57 @@ def test_a_trial_asked_beyond_n_trials_by_a_racing_worker_is_failed_and_not_run(
     # The other worker's trial, with the lower number, is kept.
     assert _ExperimentSweeperImpl._without_surplus(sweeper, study, [theirs]) == [theirs]
     assert first.number < theirs.number < mine.number
+
+
+def test_a_trial_config_re_valued_equals_the_one_hydra_composes_in_full():
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from src.utils.hydra_resolvers import register_resolvers
+    from src.utils.paths import CONFIG_DIR
+    from src.utils.sweep.sweeper import register_sweeper
+    from src.utils.sweep.trial_configs import TrialConfigs
+
+    register_resolvers()
+    register_sweeper()
+
+    def trial(number: int, rate: float, *extra: str) -> list[str]:
+        return [
+            f"learning_rate={rate}",
+            f"model.dropout={0.1 * number}",
+            "trainer.max_epochs=1",
+            "sweep.study_name=model01-abc",
+            f"sweep.trial_number={number}",
+            *extra,
+        ]
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR / "model" / "model01")):
+        hydra_loader = GlobalHydra.instance().config_loader()
+        master = hydra_loader.load_configuration(
+            "config", ["trainer.max_epochs=1"], run_mode=RunMode.MULTIRUN
+        )
+        ours = TrialConfigs(hydra_loader)
+        trials = [
+            trial(0, 0.001),
+            trial(1, 0.0015),
+            trial(2, 2),  # an int where the first trial had a float
+            trial(3, 0.002, "+extra=1"),  # adds a key: Hydra composes it in full
+            trial(4, 0.003, "hydra/job_logging=stdout"),  # a config group option
+            trial(5, 0.004, "hydra/job_logging=stdout"),  # the same option, re-valued
+        ]
+        for overrides in trials:
+            expected = hydra_loader.load_sweep_config(master, overrides)
+            got = ours.load_sweep_config(master, overrides)
+            assert OmegaConf.to_container(got) == OmegaConf.to_container(expected), overrides
+            assert got.learning_rate == expected.learning_rate
+            assert type(got.learning_rate) is type(expected.learning_rate)
+            assert list(got.hydra.overrides.task) == list(expected.hydra.overrides.task)
+            # Struct mode and the schema's types hold as in Hydra's config.
+            assert OmegaConf.is_struct(got)
+        # Trials 1, 2 and 5 re-valued; 0, 3 and 4 composed in full (first; added key; group).
+        assert ours.reused == 3
+        # A key the config lacks fails as Hydra fails it, naming the key.
+        with pytest.raises(ConfigCompositionException, match="not_a_key"):
+            ours.load_sweep_config(master, trial(6, 0.005, "not_a_key=1"))

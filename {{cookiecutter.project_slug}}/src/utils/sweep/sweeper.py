@@ -47,6 +47,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.utils.interrupts import interrupts_deferred, sigterm_as_interrupt
 from src.utils.sweep.pruning import instantiate_pruner, share_study
 from src.utils.sweep.search_space import SearchSpaceError, parse_search_space
+from src.utils.sweep.trial_configs import compose_trials_once
 from src.utils.tracking import stale_runs
 from src.utils.tracking.deferred import deferred_writes
 from src.utils.tracking.redaction import redact_url_credentials
@@ -205,6 +206,8 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         # Trials in this process hand their last uploads to a writer thread, which writes
         # them while the next trial trains (see tracking/deferred.py).
         in_process = isinstance(self.launcher, BasicLauncher)
+        if in_process:
+            compose_trials_once(self.launcher)
         with (
             sigterm_as_interrupt(),
             SweepParentRun(self.config, self.study_name, arguments) as parent,
