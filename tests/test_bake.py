@@ -92,6 +92,7 @@ EXPECTED_FILES = {
     "src/utils/stages/config.py",
     "src/utils/stages/manifests.py",
     "src/utils/sweep/__init__.py",
+    "src/utils/sweep/history_plot.py",
     "src/utils/sweep/pruning.py",
     "src/utils/sweep/search_space.py",
     "src/utils/sweep/sweeper.py",

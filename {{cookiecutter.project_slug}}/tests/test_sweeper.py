@@ -78,3 +78,40 @@ def test_a_trial_config_re_valued_equals_the_one_hydra_composes_in_full():
         # A key the config lacks fails as Hydra fails it, naming the key.
         with pytest.raises(ConfigCompositionException, match="not_a_key"):
             ours.load_sweep_config(master, trial(6, 0.005, "not_a_key=1"))
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_the_optimization_history_shows_each_completed_trial_and_the_best_so_far(direction):
+    from src.utils.sweep.history_plot import optimization_history_image
+
+    study = optuna.create_study(direction=direction)
+    for value in (0.5, 0.7, 0.6, 0.9):
+        study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
+    image = optimization_history_image(study, "val/acc")
+    assert image.size == (640, 420)
+    colours = {colour for _, colour in image.getcolors(maxcolors=1 << 16)}
+    assert (31, 119, 180) in colours and (214, 39, 40) in colours  # the points, the best line
+
+    def blue_columns() -> list[int]:
+        pixels = image.load()
+        return sorted(
+            {
+                x
+                for x in range(image.width)
+                for y in range(image.height)
+                if pixels[x, y] == (31, 119, 180)
+            }
+        )
+
+    columns = blue_columns()
+    # Four points (the legend's marker is the fifth group), left to right by trial number.
+    groups = [c for i, c in enumerate(columns) if i == 0 or c - columns[i - 1] > 1]
+    assert len(groups) == 5
+
+    # All values equal: still a plot, not a division by zero.
+    flat = optuna.create_study()
+    flat.add_trial(optuna.trial.create_trial(value=1.0, params={}, distributions={}))
+    assert optimization_history_image(flat).size == (640, 420)
+    with pytest.raises(ValueError, match="no completed trial"):
+        optimization_history_image(optuna.create_study())

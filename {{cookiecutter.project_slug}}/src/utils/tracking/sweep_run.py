@@ -35,6 +35,7 @@ class SweepParentRun:
         )
         run = self.client.create_run(experiment_id, run_name=f"sweep-{study_name}", tags=tags)
         self.run_id: str = run.info.run_id
+        self.metric: str = cfg.optimized_metric  # what the trials' values are
         # Set when the sweep stopped on failed trials: the run then ends FAILED.
         self.failure: str | None = None
 
@@ -98,18 +99,14 @@ class SweepParentRun:
             self.client.set_tag(self.run_id, "champion_version", version.version)
 
     def _log_plots(self, study: optuna.Study, n_complete: int) -> None:
+        from src.utils.sweep.history_plot import optimization_history_image
+
         history = "plots/optimization_history.png"
         if not n_complete:
             # Pruned and failed trials have no objective value: the plot would be empty.
             self.client.set_tag(self.run_id, f"plot_skipped.{history}", "no completed trial")
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from optuna.visualization import matplotlib as optuna_plots
-
-        plots = {history: optuna_plots.plot_optimization_history}
+        self.client.log_image(self.run_id, optimization_history_image(study, self.metric), history)
         importances = "plots/param_importances.png"
         searched = {name for trial in study.trials for name in trial.distributions}
         if len(searched) < 2:
@@ -118,15 +115,21 @@ class SweepParentRun:
             self.client.set_tag(
                 self.run_id, f"plot_skipped.{importances}", "one parameter searched"
             )
-        elif n_complete >= 2:  # fANOVA needs two finished trials
-            plots[importances] = optuna_plots.plot_param_importances
-        for artifact_file, plot in plots.items():
-            try:
-                axes = plot(study)
-            except (ValueError, RuntimeError) as error:
-                self.client.set_tag(self.run_id, f"plot_skipped.{artifact_file}", str(error)[:500])
-                continue
-            figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
-            figure.tight_layout()
-            self.client.log_figure(self.run_id, figure, artifact_file)
-            plt.close(figure)
+            return
+        if n_complete < 2:
+            return  # fANOVA needs two finished trials
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from optuna.visualization import matplotlib as optuna_plots
+
+        try:
+            axes = optuna_plots.plot_param_importances(study)
+        except (ValueError, RuntimeError) as error:
+            self.client.set_tag(self.run_id, f"plot_skipped.{importances}", str(error)[:500])
+            return
+        figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+        figure.tight_layout()
+        self.client.log_figure(self.run_id, figure, importances)
+        plt.close(figure)
