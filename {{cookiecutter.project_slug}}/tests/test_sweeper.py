@@ -82,7 +82,7 @@ def test_a_trial_config_re_valued_equals_the_one_hydra_composes_in_full():
 
 @pytest.mark.parametrize("direction", ["maximize", "minimize"])
 def test_the_optimization_history_shows_each_completed_trial_and_the_best_so_far(direction):
-    from src.utils.sweep.history_plot import optimization_history_image
+    from src.utils.tracking.history_plot import optimization_history_image
 
     study = optuna.create_study(direction=direction)
     for value in (0.5, 0.7, 0.6, 0.9):

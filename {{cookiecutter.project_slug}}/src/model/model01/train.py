@@ -50,6 +50,7 @@ from src.utils.sweep.pruning import trial_pruning
 from src.utils.sweep.sweeper import register_sweeper
 from src.utils.tracking.run import TrainingRun
 from src.utils.tracking.store import TrackingServerUnreachable
+from src.utils.training.checkpoint_io import LocalCheckpointIO
 from src.utils.training.distributed import (
     OtherRankRun,
     is_rank_zero,
@@ -135,7 +136,9 @@ def train(cfg: DictConfig) -> float:
         # (optuna.TrialPruned: the run ends FINISHED, tagged pruned, without the steps below).
         pruning = trial_pruning(cfg)
         callbacks = [checkpoint, StopOnNonFiniteLoss(), *extra, *filter(None, [pruning])]
-        trainer = L.Trainer(**settings, logger=run.logger, callbacks=callbacks)
+        trainer = L.Trainer(
+            **settings, logger=run.logger, callbacks=callbacks, plugins=[LocalCheckpointIO()]
+        )
         trainer.fit(model, datamodule=datamodule)
         if pruning is not None:
             pruning.check_pruned()  # under DDP the ranks learn the decision after fit
@@ -145,8 +148,11 @@ def train(cfg: DictConfig) -> float:
                 "keep trainer.limit_val_batches above 0"
             )
 
-        # The best epoch's weights, tested once over feature01's cached test tensors.
-        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        # The best epoch's weights, tested once over feature01's cached test tensors
+        # (memory-mapped: the optimizer's state in the checkpoint is never read).
+        best = torch.load(
+            checkpoint.best_model_path, map_location="cpu", weights_only=True, mmap=True
+        )
         model.load_state_dict(best["state_dict"])
         datamodule.setup("test")
         net = model.net.to(trainer.strategy.root_device)

@@ -99,7 +99,7 @@ class SweepParentRun:
             self.client.set_tag(self.run_id, "champion_version", version.version)
 
     def _log_plots(self, study: optuna.Study, n_complete: int) -> None:
-        from src.utils.sweep.history_plot import optimization_history_image
+        from src.utils.tracking.history_plot import optimization_history_image
 
         history = "plots/optimization_history.png"
         if not n_complete:

@@ -1,1 +1,1 @@
-"""Lightning callbacks that every experiment's train.py adds to its Trainer."""
+"""What every experiment's train.py adds to its Trainer: callbacks, settings, DDP, checkpoints."""
