@@ -52,6 +52,36 @@ def test_dataset_manifest_records_names_sizes_and_hashes(mnist_dir: Path):
         assert info["sha256"] == sha256_of(raw / name)
 
 
+def test_raw_files_are_hashed_again_only_when_they_change(tmp_path: Path, monkeypatch):
+    import os
+
+    import src.utils.stages.manifests as manifests
+
+    write_mnist_fixture(tmp_path / "data", n_train=50, n_test=20)
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    # Written long ago: a file written in the same clock tick as its hashing is re-hashed.
+    for name in RAW_FILES:
+        os.utime(raw / name, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    first = make_dataset(tmp_path / "data", download=False)
+    hashed = []
+    monkeypatch.setattr(manifests, "sha256_of", lambda path: hashed.append(path.name) or "x")
+    assert make_dataset(tmp_path / "data", download=False) == first
+    assert hashed == []  # unchanged since hashed: no file read again
+
+    images = raw / "train-images-idx3-ubyte"
+    data = bytearray(images.read_bytes())
+    data[-1] ^= 0xFF  # one pixel, same size: only the modification time tells
+    images.write_bytes(bytes(data))
+    changed = make_dataset(tmp_path / "data", download=False)
+    assert set(hashed) == set(RAW_FILES)
+    assert changed["files"]["train-images-idx3-ubyte"]["sha256"] == "x"  # hashed again
+    assert read_manifest(manifest_path(tmp_path / "data")) == changed
+    # The same file rewritten within 2 s of its hashing is hashed again at the next call.
+    hashed.clear()
+    make_dataset(tmp_path / "data", download=False)
+    assert hashed
+
+
 def test_features_are_cached_reused_and_rebuilt_when_inputs_or_config_change(tmp_path: Path):
     write_mnist_fixture(tmp_path / "data", n_train=100, n_test=30)
     dataset_config = {"data_dir": str(tmp_path / "data"), "download": False}
@@ -70,6 +100,8 @@ def test_features_are_cached_reused_and_rebuilt_when_inputs_or_config_change(tmp
 
     again, built = ensure_features(dataset_config, feature_config)
     assert not built and again.digest == features.digest
+    # A sweep's later trials share the tensors this process loaded, not a new copy each.
+    assert ensure_features(dataset_config, feature_config)[0].train_images is again.train_images
 
     binarized, built = ensure_features(dataset_config, dict(feature_config, binarize_threshold=128))
     assert built and set(binarized.train_images.unique().tolist()) <= {0, 255}

@@ -26,6 +26,11 @@ def describe_files(paths: list[Path]) -> dict[str, dict[str, Any]]:
     return {p.name: {"bytes": p.stat().st_size, "sha256": sha256_of(p)} for p in paths}
 
 
+def file_stats(paths: list[Path]) -> dict[str, list[int]]:
+    """{file name: [size, modification time in ns]}: what changes when a file is rewritten."""
+    return {p.name: [(stat := p.stat()).st_size, stat.st_mtime_ns] for p in paths}
+
+
 def digest_of(data: Any) -> str:
     """A stable SHA-256 of any JSON-serialisable value (a config, a manifest)."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
