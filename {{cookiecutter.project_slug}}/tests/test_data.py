@@ -40,6 +40,17 @@ def test_datamodule_splits_a_seeded_validation_fraction(stage_configs):
     )
     again.setup("fit")
     assert torch.equal(again.val_set.tensors[1], datamodule.val_set.tensors[1])
+    # Prepared once per process (a sweep's trials share it); another seed splits anew.
+    assert again.train_set is datamodule.train_set
+    other = MNISTDataModule(
+        batch_size=32,
+        val_fraction=0.2,
+        split_seed=2,
+        dataset_config=dataset_config,
+        feature_config=feature_config,
+    )
+    other.setup("fit")
+    assert not torch.equal(other.val_set.tensors[1], datamodule.val_set.tensors[1])
 
 
 def test_dataset_manifest_records_names_sizes_and_hashes(mnist_dir: Path):
