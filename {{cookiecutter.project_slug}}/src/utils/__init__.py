@@ -2,9 +2,10 @@
 
 Dependencies point one way: experiments -> tracking, sweep, training -> the shared basics.
 
-- `paths`, `user_errors`, `console`, `interrupts`, `hydra_resolvers`: shared basics that
-  every entry point uses (where things live, one-message errors, quiet logs, Ctrl-C/SIGTERM,
-  Hydra's `${project_root:}` resolvers).
+- `paths`, `user_errors`, `console`, `interrupts`, `hydra_resolvers`, `lean_imports`,
+  `process_exit`: shared basics that every entry point uses (where things live,
+  one-message errors, quiet logs, Ctrl-C/SIGTERM, Hydra's `${project_root:}` resolvers, a
+  lighter Lightning import, an exit without the interpreter's teardown).
 - `stages/`: what the dataset, feature and model stages share (another stage's config,
   output manifests).
 - `training/`: what every train.py uses around Lightning: callbacks (guards that stop a
