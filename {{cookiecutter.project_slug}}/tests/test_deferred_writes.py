@@ -169,3 +169,26 @@ def test_a_logged_model_is_ready_loads_back_and_carries_the_runs_params_and_test
     assert isinstance(loaded, DigitCNN)
     info = mlflow.models.get_model_info(f"models:/{output.model_id}")
     assert info.run_id == run.run_id and info.signature is not None
+
+
+def test_a_model_whose_files_fail_to_upload_is_failed_and_never_the_champion(
+    tracking_uri, monkeypatch
+):
+    def upload_fails(self: MlflowClient, model_id: str, local_dir: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(MlflowClient, "log_model_artifacts", upload_fails)
+    with deferred_writes():
+        with new_run("sweep.study_name=s", "sweep.trial_number=0") as run:
+            run.log_pytorch_model(DigitCNN(), torch.zeros(2, 1, 28, 28))
+    client = MlflowClient(tracking_uri)
+    status, tags = status_of(tracking_uri, run.run_id)
+    assert status == "FAILED"
+    assert not client.get_run(run.run_id).outputs.model_outputs  # nothing links to it
+    (model,) = client.search_logged_models(
+        experiment_ids=[client.get_run(run.run_id).info.experiment_id]
+    )
+    assert str(model.status) == "FAILED"
+    study = optuna.create_study(study_name="s", direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.9, params={}, distributions={}))
+    assert register_best_trial(client, "model01", study, "val/acc") is None
