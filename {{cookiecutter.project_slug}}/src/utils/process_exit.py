@@ -2,8 +2,8 @@
 
 When `main()` returns, everything is logged, written and closed. Python would then still
 tear the interpreter down: free every object of torch, Lightning, MLflow and Hydra, one
-module at a time, ~0.2 s of every command on two cores (the template's
-benchmarks/run.py), which nobody waits for on purpose.
+module at a time, ~0.2 s of every command (measured on two cores), which nobody waits
+for on purpose.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ class LocalCheckpointIO(TorchCheckpointIO):
 
     Lightning serialises every checkpoint into memory and writes a copy of those bytes (one
     upload for object stores): twice the checkpoint in RAM while it saves, ~28 MB for
-    model01 with Adam's state, at the sweep's peak (the template's benchmarks/run.py). The
-    rename keeps the save atomic: a killed save never leaves a truncated `best.ckpt`.
+    model01 with Adam's state. The rename keeps the save atomic: a killed save never
+    leaves a truncated `best.ckpt`.
     Remote paths (s3://, gs://, ...) are written by Lightning as before.
     """
 
