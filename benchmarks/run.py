@@ -17,7 +17,8 @@ in one run on one machine:
 2. A 5-trial Optuna sweep: start-up (process start to the first trial's fit), next to the
    time a process takes only to import the stack (the part of start-up no project code
    can remove), and the overhead per trial, (sweep wall - start-up - sum of fit walls) /
-   trials.
+   trials; the same from a second sweep with twice the trials, as a difference of the two
+   (the marginal cost of one more trial, without the sweep's one-time costs).
 3. MLflow: store creation, cost per logged metric value (sync and async), and time to the
    first HTTP 200 of `scripts/mlflow_ui.sh` and of stock `mlflow ui`.
 4. Peak RSS of the sweep process.
@@ -67,6 +68,7 @@ class Plan:
     repeats_small: int
     repeats_large: int
     sweep_trials: int
+    more_trials: int  # a second sweep with this many: the marginal overhead per trial; 0: none
     sweep_args: tuple[str, ...]
     mlflow_values: int
     stock_ui: bool
@@ -84,6 +86,7 @@ FULL = Plan(
     repeats_small=5,
     repeats_large=3,
     sweep_trials=5,
+    more_trials=10,
     sweep_args=("trainer.max_epochs=1",),
     mlflow_values=500,
     stock_ui=True,
@@ -102,6 +105,7 @@ QUICK = Plan(
     repeats_small=1,
     repeats_large=1,
     sweep_trials=2,
+    more_trials=0,
     sweep_args=(
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=2",
@@ -324,29 +328,50 @@ def import_floor(project: Project, repeats: int) -> tuple[float, float, float]:
     return statistics.median(walls), statistics.median(rss), float(lightning.stdout.split()[-1])
 
 
-def measure_sweep(project: Project, plan: Plan) -> dict:
-    args = [
-        TRAIN,
-        "-m",
-        "learning_rate=interval(0.001,0.002)",
-        f"hydra.sweeper.n_trials={plan.sweep_trials}",
-        *plan.sweep_args,
-    ]
-    start, end, events = project.child("project", *args, BENCH_BREAKDOWN="1")
+def run_sweep(project: Project, plan: Plan, trials: int, space: str, **env: str) -> dict:
+    """One sweep of `trials` trials in a new study: its wall, start-up, fits and events."""
+    args = [TRAIN, "-m", space, f"hydra.sweeper.n_trials={trials}", *plan.sweep_args]
+    start, end, events = project.child("project", *args, **env)
     fit_starts = only(events, "fit_start")
     fits = only(events, "fit_end")
-    assert len(fits) == plan.sweep_trials, f"expected {plan.sweep_trials} fits, got {len(fits)}"
-    wall = end - start
+    assert len(fits) == trials, f"expected {trials} fits, got {len(fits)}"
     startup = fit_starts[0]["time"] - start
     fit_total = sum(f["wall_s"] for f in fits)
-    spent = only(events, "breakdown")[0]["seconds"] if only(events, "breakdown") else {}
+    # Everything but start-up and fits: the trials' bookkeeping, the sweep's end, the exit.
+    rest = end - start - startup - fit_total
     return {
-        "trials": len(fits),
-        "seconds_per_trial": {k: sum(v) / len(fits) for k, v in spent.items()},
-        "sweep_wall_s": wall,
-        "startup_s": startup,
-        "fit_wall_sum_s": fit_total,
-        "per_trial_overhead_s": (wall - startup - fit_total) / len(fits),
+        "wall": end - start,
+        "startup": startup,
+        "fits": fit_total,
+        "rest": rest,
+        "events": events,
+    }
+
+
+def measure_sweep(project: Project, plan: Plan) -> dict:
+    sweep = run_sweep(
+        project, plan, plan.sweep_trials, "learning_rate=interval(0.001,0.002)", BENCH_BREAKDOWN="1"
+    )
+    events, trials = sweep["events"], plan.sweep_trials
+    spent = only(events, "breakdown")[0]["seconds"] if only(events, "breakdown") else {}
+    marginal = {}
+    if plan.more_trials > plan.sweep_trials:
+        # What a sweep's one-time costs (its end, the first trial's lazy imports, the exit)
+        # add to per_trial_overhead_s drops out of the difference of two sweeps.
+        more = run_sweep(project, plan, plan.more_trials, "learning_rate=interval(0.001,0.003)")
+        marginal = {
+            "more_trials": plan.more_trials,
+            "per_trial_overhead_marginal_s": (more["rest"] - sweep["rest"])
+            / (plan.more_trials - trials),
+        }
+    return {
+        "trials": trials,
+        "seconds_per_trial": {k: sum(v) / trials for k, v in spent.items()},
+        "sweep_wall_s": sweep["wall"],
+        "startup_s": sweep["startup"],
+        "fit_wall_sum_s": sweep["fits"],
+        "per_trial_overhead_s": sweep["rest"] / trials,
+        **marginal,
         "peak_rss_mb": only(events, "exit")[0]["peak_rss_mb"],
         **dict(
             zip(
@@ -620,6 +645,11 @@ def table(figures: dict) -> str:
                 f"MB / {sweep['lightning_import_rss_mb']:.0f} MB",
             ),
         ]
+        if "per_trial_overhead_marginal_s" in sweep:
+            more, fewer = sweep["more_trials"], sweep["trials"]
+            label = f"same, marginal: (rest of {more} trials - rest of {fewer}) / {more - fewer}"
+            at = next(i for i, line in enumerate(lines) if "`per_trial_overhead_s`" in line)
+            lines.insert(at + 1, row(label, sweep["per_trial_overhead_marginal_s"], "s"))
         if "training_small" in figures:
             small = figures["training_small"]
             floor = (
