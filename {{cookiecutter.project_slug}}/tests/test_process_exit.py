@@ -24,7 +24,7 @@ def run_script(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
         env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": ""},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=30,
     )
 
 
@@ -33,12 +33,18 @@ def test_logs_atexit_functions_threads_and_output_are_all_finished(tmp_path):
     done = run_script(
         tmp_path,
         f"""
+        from concurrent.futures import ThreadPoolExecutor
+
         logging.basicConfig(filename={str(log_file)!r}, level=logging.INFO)
+        POOL = ThreadPoolExecutor(1)
 
         def main():
             atexit.register(lambda: print("atexit ran"))
             worker = threading.Thread(target=lambda: (time.sleep(0.5), print("thread done")))
             worker.start()
+            # An executor alive and never shut down (joblib's pool in a sweep): Python stops
+            # its workers at exit, and so must we, or we would wait for them for ever.
+            POOL.submit(time.sleep, 0.1)
             logging.info("logged last")
             sys.stdout.write("unflushed output")
 

@@ -19,19 +19,20 @@ from typing import Any, NoReturn
 def exit_when_done(main: Callable[[], Any]) -> NoReturn:
     """Run `main`, then end the process as Python would, less the teardown.
 
-    As Python does: other non-daemon threads are waited for, the atexit functions run
-    (they flush and close log files, MLflow's and Hydra's among them), stdout and stderr
-    are flushed, and `sys.exit`'s code (or message) is the exit status. Any other
-    exception, Ctrl-C included, takes Python's own path, traceback and teardown.
+    As Python does: executors are shut down and other non-daemon threads waited for, the
+    atexit functions run (they flush and close log files, MLflow's and Hydra's among
+    them), stdout and stderr are flushed, and `sys.exit`'s code (or message) is the exit
+    status. Any other exception, Ctrl-C included, takes Python's own path, traceback and
+    teardown.
     """
     try:
         main()
         code = 0
     except SystemExit as stop:
         code = _status(stop)
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    # Python's own first step at exit: the thread-pool executors' exit hooks (joblib's and
+    # concurrent.futures' workers stop), then every other non-daemon thread is waited for.
+    threading._shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
