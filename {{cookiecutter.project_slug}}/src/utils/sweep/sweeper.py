@@ -221,9 +221,11 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
                 except SweepStopped as stopped:
                     parent.failure = str(stopped)
                     failures = []
+                # From the study alone: written while the writer thread stores the last
+                # trial's uploads, which the champion's registration below waits for.
+                parent.log_study_summary(study)
             for run_id, message in writer.failures if writer else []:
                 log.warning(f"Run {run_id} ended FAILED: {message}")
-            parent.log_study_summary(study)
             parent.register_champion(study, experiment, self.config.optimized_metric)
             self._report(study, failures, sweep_dir)
         if parent.failure is not None:

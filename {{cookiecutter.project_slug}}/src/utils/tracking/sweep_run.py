@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from types import TracebackType
 from typing import Any
 
@@ -52,7 +53,9 @@ class SweepParentRun:
         return False
 
     def log_study_summary(self, study: optuna.Study) -> None:
-        """Best value and params, trial counts (complete, pruned, failed), and Optuna's plots."""
+        """Best value and params, trial counts (complete, pruned, failed), and the plots."""
+        from mlflow.entities import Metric, Param
+
         # Not the trials a worker asked for and gave up at once (sweeper: surplus).
         trials = [t for t in study.get_trials(deepcopy=False) if "surplus" not in t.user_attrs]
         counts = {state.name: 0 for state in optuna.trial.TrialState}
@@ -70,14 +73,18 @@ class SweepParentRun:
             "n_pruned": float(counts["PRUNED"]),
             "n_failed": float(counts["FAIL"]),
         }
+        params = {}
         if counts["COMPLETE"]:
             best = study.best_trial
             summary.update(best_value=best.value, best_params=best.params, best_trial=best.number)
             metrics["best_value"] = float(best.value)
-            for name, value in best.params.items():
-                self.client.log_param(self.run_id, f"best.{name}", value)
-        for key, value in metrics.items():
-            self.client.log_metric(self.run_id, key, value)
+            params = {f"best.{name}": str(value) for name, value in best.params.items()}
+        now = int(time.time() * 1000)
+        self.client.log_batch(  # one store write, not one per value
+            self.run_id,
+            metrics=[Metric(key, value, now, 0) for key, value in metrics.items()],
+            params=[Param(key, value) for key, value in params.items()],
+        )
         self.client.log_text(
             self.run_id, json.dumps(summary, indent=2, default=str), "study_summary.json"
         )
