@@ -14,13 +14,17 @@ from src.utils.stages.manifests import read_manifest, sha256_of
 
 def test_datamodule_splits_a_seeded_validation_fraction(stage_configs):
     dataset_config, feature_config = stage_configs
-    datamodule = MNISTDataModule(
-        batch_size=32,
-        val_fraction=0.2,
-        split_seed=1,
-        dataset_config=dataset_config,
-        feature_config=feature_config,
-    )
+
+    def datamodule_with(split_seed: int) -> MNISTDataModule:
+        return MNISTDataModule(
+            batch_size=32,
+            val_fraction=0.2,
+            split_seed=split_seed,
+            dataset_config=dataset_config,
+            feature_config=feature_config,
+        )
+
+    datamodule = datamodule_with(split_seed=1)
     datamodule.prepare_data()
     datamodule.setup()
     assert len(datamodule.val_set) == 120
@@ -31,24 +35,12 @@ def test_datamodule_splits_a_seeded_validation_fraction(stage_configs):
     assert 0.0 <= images.min() and images.max() <= 1.0
     assert labels.dtype == torch.int64
 
-    again = MNISTDataModule(
-        batch_size=32,
-        val_fraction=0.2,
-        split_seed=1,
-        dataset_config=dataset_config,
-        feature_config=feature_config,
-    )
+    again = datamodule_with(split_seed=1)
     again.setup("fit")
     assert torch.equal(again.val_set.tensors[1], datamodule.val_set.tensors[1])
     # Prepared once per process (a sweep's trials share it); another seed splits anew.
     assert again.train_set is datamodule.train_set
-    other = MNISTDataModule(
-        batch_size=32,
-        val_fraction=0.2,
-        split_seed=2,
-        dataset_config=dataset_config,
-        feature_config=feature_config,
-    )
+    other = datamodule_with(split_seed=2)
     other.setup("fit")
     assert not torch.equal(other.val_set.tensors[1], datamodule.val_set.tensors[1])
 
