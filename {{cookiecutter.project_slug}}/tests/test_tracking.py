@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import torch
 from conftest import compose_train_config
 from mlflow import MlflowClient
 from omegaconf import open_dict
@@ -32,6 +37,38 @@ def test_a_run_ends_finished_with_its_config_and_environment(tracking_uri):
     assert logged.data.tags["env.python"]
     artifacts = {a.path for a in MlflowClient(tracking_uri).list_artifacts(run.run_id)}
     assert {"config", "environment", "notes.txt"} <= artifacts
+
+
+# Resident kB of cuDNN's libraries in a fresh process, after the environment tags.
+CUDNN_RESIDENT = """
+import torch
+from src.utils.tracking.environment import environment_tags
+tags = environment_tags()
+resident, library = 0, ""
+for line in open("/proc/self/smaps"):
+    fields = line.split()
+    if fields and "-" in fields[0] and not fields[0].endswith(":"):
+        library = fields[5] if len(fields) > 5 else ""
+    elif fields and fields[0] == "Rss:" and "cudnn" in library:
+        resident += int(fields[1])
+print(resident, tags["env.cudnn"])
+"""
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available() or not torch.version.cuda or not Path("/proc/self/smaps").exists(),
+    reason="a CUDA build of torch on a Linux machine without a CUDA device",
+)
+def test_environment_tags_leave_cudnn_unloaded_without_a_cuda_device():
+    # torch.backends.cudnn.version() made ~50 MB of cuDNN resident in every training
+    # process, on machines that never use it.
+    project = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", CUDNN_RESIDENT], cwd=project, capture_output=True, text=True, check=True
+    )
+    resident_kb, tag = done.stdout.split(maxsplit=1)
+    assert int(resident_kb) < 1024, f"{resident_kb} kB of cuDNN resident"
+    assert tag.strip() == "none (no CUDA device)"
 
 
 def test_a_signal_while_the_run_is_being_set_up_still_ends_it_killed(

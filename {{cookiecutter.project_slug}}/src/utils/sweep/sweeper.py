@@ -213,6 +213,11 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             SweepParentRun(self.config, self.study_name, arguments) as parent,
         ):
             self.parent_run_id = parent.run_id
+            # What the set-up made (Hydra's config, the study, the stores, the parent run)
+            # lives as long as the sweep: frozen like the imports, the first trial's
+            # collection skips its ~300,000 objects (~85 ms). Unreachable among them were
+            # ~1,000 small objects, which stay allocated until the process exits.
+            gc.freeze()
             with deferred_writes() if in_process else contextlib.nullcontext() as writer:
                 try:
                     failures = self._run_trials(
