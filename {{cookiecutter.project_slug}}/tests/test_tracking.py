@@ -64,7 +64,11 @@ def test_environment_tags_leave_cudnn_unloaded_without_a_cuda_device():
     # process, on machines that never use it.
     project = Path(__file__).resolve().parents[1]
     done = subprocess.run(
-        [sys.executable, "-c", CUDNN_RESIDENT], cwd=project, capture_output=True, text=True, check=True
+        [sys.executable, "-c", CUDNN_RESIDENT],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     resident_kb, tag = done.stdout.split(maxsplit=1)
     assert int(resident_kb) < 1024, f"{resident_kb} kB of cuDNN resident"
