@@ -8,6 +8,7 @@ import torch
 from src.feature.feature01.mnist_datamodule import MNISTDataModule
 from src.model.model01.evaluation import confusion_matrix, predict, score_test_set
 from src.model.model01.image_classifier_models import ImageClassifier
+from src.utils import lean_imports
 
 
 def tiny_mnist(stage_configs: tuple[dict, dict], batch_size: int) -> MNISTDataModule:
@@ -129,12 +130,25 @@ def test_train_py_loads_lightning_without_matplotlib_and_scipy_signal():
     code = (
         "import sys, src.model.model01.train; "
         "from torchmetrics.utilities.imports import _TORCHVISION_AVAILABLE; "
-        "print([m for m in ('matplotlib', 'scipy.signal') if m in sys.modules], "
-        "bool(_TORCHVISION_AVAILABLE))"
+        "from src.utils.lean_imports import gpu_present; "
+        "print([m for m in ('matplotlib', 'scipy.signal', 'triton') if m in sys.modules], "
+        "bool(_TORCHVISION_AVAILABLE), gpu_present())"
     )
     project = Path(__file__).resolve().parents[1]
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=True
     )
-    # Not loaded (~75 MB less), and torchmetrics' torchvision-based metrics still work.
-    assert done.stdout.split("\n")[-2] == "[] True"
+    # Not loaded (~75 MB less each), and torchmetrics' torchvision-based metrics still work.
+    # With a GPU Triton is loaded as before (torch.compile's GPU kernels need it).
+    gpu = done.stdout.split("\n")[-2].endswith("True")
+    expected = "['triton'] True True" if gpu else "[] True False"
+    assert done.stdout.split("\n")[-2] == expected
+    assert "triton not found" not in done.stderr
+
+
+def test_triton_stays_importable_where_a_gpu_could_use_it(monkeypatch):
+    monkeypatch.delitem(sys.modules, "triton", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert lean_imports.unused_modules() == ["triton"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert lean_imports.unused_modules() == []
