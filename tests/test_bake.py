@@ -104,6 +104,7 @@ EXPECTED_FILES = {
     "src/utils/tracking/redaction.py",
     "src/utils/tracking/registry.py",
     "src/utils/tracking/run.py",
+    "src/utils/tracking/sqlite_wal.py",
     "src/utils/tracking/stale_runs.py",
     "src/utils/tracking/store.py",
     "src/utils/tracking/sweep_run.py",
@@ -417,6 +418,8 @@ def test_gitignore_ignores_outputs_but_keeps_the_gitkeep_files(default_project: 
         "multirun/model01/2026/0/train.log": True,
         ".env": True,
         "mlflow.db": True,
+        "mlflow.db-wal": True,  # its write-ahead log (src/utils/tracking/sqlite_wal.py)
+        "logs/mlruns/mlflow.db-shm": True,
         "_data/data/.gitkeep": False,
         "logs/mlruns/.gitkeep": False,
         "src/model/model01/train.py": False,

@@ -78,6 +78,37 @@ def test_every_trial_is_a_finished_mlflow_run_nested_under_one_parent(swept_proj
         assert len(steps) >= 3 and len({m.step for m in steps}) == len(steps)
 
 
+def test_both_stores_are_written_ahead_and_their_files_alone_hold_every_run(
+    swept_project, tmp_path
+):
+    import shutil
+    import sqlite3
+
+    project, result = swept_project
+    logs = project / "logs"
+    for database in (logs / "mlruns" / "mlflow.db", logs / "optuna.db"):
+        with sqlite3.connect(database) as opened:
+            assert opened.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # The sweep process ended with os._exit, its connections unclosed: what it wrote was
+    # checkpointed into the database files, so copies of the files alone hold every run.
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for database in (logs / "mlruns" / "mlflow.db", logs / "optuna.db"):
+        shutil.copy(database, copies)
+    name = study_name_of(result)
+    with sqlite3.connect(copies / "mlflow.db") as opened:
+        tagged = opened.execute(
+            "SELECT count(*) FROM tags WHERE key = 'study_name' AND value = ?", (name,)
+        ).fetchone()[0]
+    assert tagged == 4  # the parent and its three trials
+    with sqlite3.connect(copies / "optuna.db") as opened:
+        states = opened.execute(
+            "SELECT state FROM trials JOIN studies USING (study_id) WHERE study_name = ?",
+            (name,),
+        ).fetchall()
+    assert sorted(states) == [("COMPLETE",)] * 3
+
+
 def test_trial_artifacts_include_config_checkpoint_plot_and_a_loadable_model(swept_project):
     import mlflow.pytorch
     import torch

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ from conftest import compose_train_config
 from mlflow import MlflowClient
 from omegaconf import open_dict
 
+from src.utils.tracking import sqlite_wal
 from src.utils.tracking.run import TrainingRun
 
 
@@ -126,3 +129,64 @@ def test_system_metrics_switch_off_with_one_key(tracking_uri):
         pass
     metrics = MlflowClient(tracking_uri).get_run(run.run_id).data.metrics
     assert not [key for key in metrics if key.startswith("system/")]
+
+
+def journal_mode(path: Path) -> str:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as database:
+        return database.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+def rows_in_a_copy_of(database: Path, folder: Path) -> int:
+    """Rows of table t in a copy of the database file alone (without its -wal log)."""
+    import sqlite3
+
+    folder.mkdir()
+    copy = Path(shutil.copy(database, folder))
+    with contextlib.closing(sqlite3.connect(copy)) as opened:
+        if not opened.execute("SELECT 1 FROM sqlite_master WHERE name = 't'").fetchall():
+            return 0  # not even the table: it is still in the log
+        return opened.execute("SELECT count(*) FROM t").fetchone()[0]
+
+
+def test_a_local_store_is_written_ahead_and_its_file_alone_holds_every_row(tmp_path):
+    import sqlalchemy
+
+    sqlite_wal.use_write_ahead_log()
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("CREATE TABLE t (x INTEGER)"))
+    for x in range(20):  # one commit each, as a sweep's store writes
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text("INSERT INTO t VALUES (:x)"), {"x": x})
+    # The engine's connection stays open, as in a process that ends with os._exit.
+    assert journal_mode(tmp_path / "store.db") == "wal"
+    assert rows_in_a_copy_of(tmp_path / "store.db", tmp_path / "before") < 20
+    sqlite_wal.checkpoint_all()
+    assert rows_in_a_copy_of(tmp_path / "store.db", tmp_path / "after") == 20
+    engine.dispose()
+
+
+def test_a_store_on_a_network_file_system_keeps_its_rollback_journal(tmp_path, monkeypatch):
+    import sqlalchemy
+
+    monkeypatch.setattr(sqlite_wal, "file_system_type", lambda path: "nfs4")
+    sqlite_wal.use_write_ahead_log()
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'shared.db'}")
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("CREATE TABLE t (x INTEGER)"))
+    engine.dispose()
+    assert journal_mode(tmp_path / "shared.db") == "delete"
+
+
+def test_the_file_system_of_a_path_is_its_innermost_mount():
+    mounts = (
+        "/dev/vda / ext4 rw 0 0\n"
+        "server:/export /home/me/shared\\040drive nfs4 rw 0 0\n"
+        "tmpfs /tmp tmpfs rw 0 0\n"
+    )
+    of = lambda path: sqlite_wal.file_system_type(Path(path), mounts)  # noqa: E731
+    assert of("/home/me/shared drive/project/logs/optuna.db") == "nfs4"
+    assert of("/home/me/shared2/logs/optuna.db") == "ext4"
+    assert of("/tmp/x.db") == "tmpfs"

@@ -51,6 +51,7 @@ from src.utils.sweep.trial_configs import compose_trials_once
 from src.utils.tracking import stale_runs
 from src.utils.tracking.deferred import deferred_writes
 from src.utils.tracking.redaction import redact_url_credentials
+from src.utils.tracking.sqlite_wal import use_write_ahead_log
 from src.utils.user_errors import exit_with_message
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         from src.utils.tracking.sweep_run import SweepParentRun
 
         quiet_third_party_noise()
+        use_write_ahead_log()  # before the study's storage opens its first connection
         self._process_searchspace_config()
         space = self._parse_sweeper_params_config() + list(arguments)
         try:

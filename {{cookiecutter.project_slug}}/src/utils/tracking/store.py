@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from src.utils.paths import MLRUNS_DIR
+from src.utils.tracking.sqlite_wal import use_write_ahead_log
 
 # How long a tracking server may take to answer the first request before we give up.
 # MLflow's own client retries for minutes, which looks like a hang.
@@ -65,6 +66,7 @@ def configure_mlflow(configured_uri: str | None = None) -> str:
     uri = tracking_uri(configured_uri)
     if uri.startswith("sqlite:"):
         MLRUNS_DIR.mkdir(parents=True, exist_ok=True)
+        use_write_ahead_log()
     elif uri.startswith(("http://", "https://")):
         check_server(uri)
     import mlflow
