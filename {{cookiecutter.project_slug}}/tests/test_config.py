@@ -30,6 +30,26 @@ def test_stage_configs_point_into_the_project():
     )
 
 
+def test_a_stage_config_is_parsed_once_until_its_file_changes(tmp_path, monkeypatch):
+    from src.utils.stages import config as stage_config
+
+    folder = tmp_path / "feature" / "feature01"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("threshold: 1\nhydra:\n  run:\n    dir: x\n")
+    monkeypatch.setattr(stage_config, "CONFIG_DIR", tmp_path)
+    parsed = []
+    load = OmegaConf.load
+    monkeypatch.setattr(OmegaConf, "load", lambda path: parsed.append(path) or load(path))
+
+    first = stage_config.load_stage_config("feature", "feature01")
+    first.threshold = 5  # a caller's change stays in its copy
+    assert stage_config.load_stage_config("feature", "feature01").threshold == 1
+    assert len(parsed) == 1 and "hydra" not in first
+    (folder / "config.yaml").write_text("threshold: 22\n")  # another size and mtime
+    assert stage_config.load_stage_config("feature", "feature01").threshold == 22
+    assert len(parsed) == 2
+
+
 def test_trainer_node_takes_command_line_overrides():
     cfg = compose_train_config(
         ["trainer.max_epochs=1", "trainer.limit_train_batches=5", "trainer.accelerator=cpu"]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -192,3 +195,38 @@ def test_a_model_whose_files_fail_to_upload_is_failed_and_never_the_champion(
     study = optuna.create_study(study_name="s", direction="maximize")
     study.add_trial(optuna.trial.create_trial(value=0.9, params={}, distributions={}))
     assert register_best_trial(client, "model01", study, "val/acc") is None
+
+
+LOG_A_MODEL = """
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, "tests")
+import src.utils.tracking.store as store
+from test_tracking import new_run
+
+from src.model.model01.image_classifier_models import DigitCNN
+from src.utils.tracking.deferred import deferred_writes
+
+store.MLRUNS_DIR = Path(sys.argv[1])
+with deferred_writes():
+    with new_run() as run:
+        run.log_pytorch_model(DigitCNN(), torch.zeros(2, 1, 28, 28))
+print(sorted(m for m in ("mlflow.pytorch", "pytorch_lightning") if m in sys.modules))
+from mlflow.pytorch._lightning_autolog import patched_fit  # autolog() still imports it
+"""
+
+
+def test_logging_a_model_does_not_import_a_second_copy_of_lightning(tracking_uri, tmp_path):
+    project = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", LOG_A_MODEL, str(tmp_path / "mlruns")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1] == "['mlflow.pytorch']"

@@ -52,13 +52,9 @@ def unused_modules() -> list[str]:
 
 
 @contextlib.contextmanager
-def _hidden(modules: list[str]) -> Iterator[None]:
-    """`import m` fails for each of `modules` while inside (a None entry in sys.modules)."""
-    # torch says why flop counting will miss Triton kernels: none run on this machine.
-    flop_log = logging.getLogger("torch.utils.flop_counter")
-    level = flop_log.level
-    if modules:
-        flop_log.setLevel(logging.ERROR)
+def hidden_modules(modules: list[str]) -> Iterator[None]:
+    """`import m` fails for each of `modules` while inside (a None entry in sys.modules);
+    afterwards they import as usual."""
     for name in modules:
         sys.modules[name] = None  # type: ignore[assignment]
     try:
@@ -67,7 +63,18 @@ def _hidden(modules: list[str]) -> Iterator[None]:
         for name in modules:
             if sys.modules.get(name, 0) is None:
                 del sys.modules[name]
-        flop_log.setLevel(level)
+
+
+@contextlib.contextmanager
+def _quiet(logger: str, hush: bool) -> Iterator[None]:
+    log = logging.getLogger(logger)
+    level = log.level
+    if hush:
+        log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -88,8 +95,10 @@ def without_unused_extras(unused: frozenset[str] = UNUSED_EXTRAS) -> Iterator[No
 
     imports.RequirementCache._check_requirement = check
     imports.package_available = lambda name: name not in unused and package_available(name)
+    hidden = unused_modules()
     try:
-        with _hidden(unused_modules()):
+        # torch would warn that flop counting misses Triton's kernels: none run here.
+        with hidden_modules(hidden), _quiet("torch.utils.flop_counter", hush=bool(hidden)):
             yield
     finally:
         imports.RequirementCache._check_requirement = check_requirement

@@ -368,6 +368,15 @@ class TrainingRun:
         from mlflow.entities import LoggedModelOutput, Metric
         from mlflow.models import Model, infer_signature
 
+        from src.utils.lean_imports import hidden_modules
+
+        # mlflow.pytorch imports its Lightning autologging, which imports the standalone
+        # pytorch_lightning package: a second copy of Lightning (~250 modules, ~60 ms and
+        # ~6 MB while the next trial trains). Autologging is not used here; a process that
+        # calls mlflow.pytorch.autolog() later still imports it then.
+        with hidden_modules(["mlflow.pytorch._lightning_autolog"]):
+            import mlflow.pytorch
+
         with torch.no_grad():
             output = model(example).cpu().numpy()
         source = {
