@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,48 @@ def test_triton_stays_importable_where_a_gpu_could_use_it(monkeypatch):
     assert lean_imports.unused_modules() == ["triton"]
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert lean_imports.unused_modules() == []
+
+
+CALLBACK_FACTORY_TRAINERS = """
+import lightning as L
+from lightning.fabric.utilities import registry
+
+from src.utils.training.settings import read_callback_entry_points_once
+from callback_factory import made
+
+read_callback_entry_points_once()
+quiet = dict(logger=False, enable_progress_bar=False, enable_model_summary=False)
+trainers = [L.Trainer(**quiet) for _ in range(3)]
+own = [[c for c in t.callbacks if type(c).__name__ == "Counted"] for t in trainers]
+print(len(made), len({id(c) for cs in own for c in cs}), registry.entry_points.cache_info().misses)
+"""
+
+
+def test_callback_entry_points_are_read_once_and_each_trainer_gets_its_own(tmp_path):
+    # An installed package that registers a callback factory, as Lightning plugins do.
+    (tmp_path / "callback_factory.py").write_text(
+        "import lightning as L\n"
+        "made = []\n"
+        "class Counted(L.Callback):\n"
+        "    pass\n"
+        "def make():\n"
+        "    made.append(Counted())\n"
+        "    return made[-1]\n"
+    )
+    info = tmp_path / "callback_factory-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: callback-factory\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[lightning.pytorch.callbacks_factory]\ncounted = callback_factory:make\n"
+    )
+    project = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", CALLBACK_FACTORY_TRAINERS],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(project)])},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    # Three Trainers: three callbacks of their own, one lookup of the entry points.
+    assert done.stdout.split() == ["3", "3", "1"]
