@@ -26,6 +26,39 @@ def test_a_trial_asked_beyond_n_trials_by_a_racing_worker_is_failed_and_not_run(
     assert first.number < theirs.number < mine.number
 
 
+def test_a_trials_fixed_params_and_owner_are_stored_in_one_transaction(tmp_path, monkeypatch):
+    from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
+    from optuna.distributions import FloatDistribution
+
+    from src.utils.tracking.tags import owner_tags
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(storage=storage, direction="maximize")
+    trial = study.ask()
+    commits = []
+    monkeypatch.setattr(
+        optuna.storages.RDBStorage,
+        "set_trial_user_attr",
+        lambda *args, **kwargs: commits.append(args),  # Optuna's one-per-attribute write
+    )
+    sweeper = _ExperimentSweeperImpl.__new__(_ExperimentSweeperImpl)
+    sweeper.study_name, sweeper.parent_run_id = "s", "p"
+    sweeper.custom_search_space_extender = None
+    space = {"learning_rate": FloatDistribution(0.001, 0.002)}
+    fixed = {"trainer.max_epochs": 1, "model.hidden": 64}
+    (overrides,) = sweeper._configure_trials([trial], space, fixed, ["seed=3"])
+    assert commits == []
+    stored = optuna.load_study(study_name=study.study_name, storage=storage).trials[0]
+    assert stored.user_attrs == {**fixed, **owner_tags()} == trial.user_attrs
+    # The overrides Hydra's sweeper would give the job, in its order, then the sweep's keys.
+    (hydra_order,) = OptunaSweeperImpl._configure_trials(
+        sweeper, [optuna.create_study().ask()], space, fixed, ["seed=3"]
+    )
+    assert [o.split("=")[0] for o in overrides[:4]] == [o.split("=")[0] for o in hydra_order]
+    assert overrides[1:4] == ("trainer.max_epochs=1", "model.hidden=64", "seed=3")
+    assert overrides[4:] == ("sweep.study_name=s", "sweep.trial_number=0", "sweep.parent_run_id=p")
+
+
 def test_a_trial_config_re_valued_equals_the_one_hydra_composes_in_full():
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra

@@ -47,11 +47,13 @@ from omegaconf import DictConfig, OmegaConf
 from src.utils.interrupts import interrupts_deferred, sigterm_as_interrupt
 from src.utils.sweep.pruning import instantiate_pruner, share_study
 from src.utils.sweep.search_space import SearchSpaceError, parse_search_space
+from src.utils.sweep.trial_attrs import set_user_attrs
 from src.utils.sweep.trial_configs import compose_trials_once
 from src.utils.tracking import stale_runs
 from src.utils.tracking.deferred import deferred_writes
 from src.utils.tracking.redaction import redact_url_credentials
 from src.utils.tracking.sqlite_wal import use_write_ahead_log
+from src.utils.tracking.tags import owner_tags
 from src.utils.user_errors import exit_with_message
 
 log = logging.getLogger(__name__)
@@ -122,20 +124,36 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         self.parent_run_id: str | None = None
 
     def _configure_trials(
-        self, trials: list[optuna.trial.Trial], *args: Any
+        self,
+        trials: list[optuna.trial.Trial],
+        distributions: dict,
+        fixed_params: dict,
+        fixed_overrides: list[str],
     ) -> Sequence[Sequence[str]]:
-        overrides = super()._configure_trials(trials, *args)
-        for trial in trials:
-            stale_runs.mark_owner(trial)
-        return [
-            (
-                *trial_overrides,
-                f"sweep.study_name={self.study_name}",
-                f"sweep.trial_number={trial.number}",
-                f"sweep.parent_run_id={self.parent_run_id}",
+        # Hydra's version stores each fixed parameter as a user attribute of its own (one
+        # transaction each): here they and the trial's owner are stored together.
+        overrides = super()._configure_trials(trials, distributions, {}, fixed_overrides)
+        configured = []
+        for trial, trial_overrides in zip(trials, overrides, strict=True):
+            searched = len(trial.params)  # Hydra lists them first, then fixed_overrides
+            overlap = sorted(trial.params.keys() & fixed_params.keys())
+            if overlap:
+                raise ValueError(
+                    "Overlapping fixed parameters and search space parameters found!"
+                    f"Overlapping parameters: {overlap}"
+                )
+            set_user_attrs(trial, {**fixed_params, **owner_tags()})
+            configured.append(
+                (
+                    *trial_overrides[:searched],
+                    *(f"{name}={value}" for name, value in fixed_params.items()),
+                    *trial_overrides[searched:],
+                    f"sweep.study_name={self.study_name}",
+                    f"sweep.trial_number={trial.number}",
+                    f"sweep.parent_run_id={self.parent_run_id}",
+                )
             )
-            for trial, trial_overrides in zip(trials, overrides, strict=True)
-        ]
+        return configured
 
     def _open_study(self, directions: list[str]) -> tuple[optuna.Study, int]:
         study = _create_study(

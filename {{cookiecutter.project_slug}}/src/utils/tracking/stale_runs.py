@@ -17,7 +17,7 @@ import optuna
 
 from src.utils.interrupts import interrupt_safe
 from src.utils.tracking.store import configure_mlflow
-from src.utils.tracking.tags import HOST_TAG, PID_TAG, owner_tags
+from src.utils.tracking.tags import HOST_TAG, PID_TAG
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,6 @@ def is_dead_here(host: str | None, pid: str | int | None) -> bool:
     except (PermissionError, ValueError):
         return False
     return False
-
-
-def mark_owner(trial: optuna.trial.Trial) -> None:
-    for key, value in owner_tags().items():
-        trial.set_user_attr(key, value)
 
 
 def fail_dead_trials(study: optuna.Study) -> int:
