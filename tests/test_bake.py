@@ -96,6 +96,7 @@ EXPECTED_FILES = {
     "src/utils/sweep/pruning.py",
     "src/utils/sweep/search_space.py",
     "src/utils/sweep/sweeper.py",
+    "src/utils/sweep/trial_attrs.py",
     "src/utils/sweep/trial_configs.py",
     "src/utils/tracking/__init__.py",
     "src/utils/tracking/deferred.py",
