@@ -5,7 +5,8 @@ file, and a reader (the MLflow UI, optuna-dashboard) blocks the writer ("databas
 locked"). In WAL mode a commit appends to one log file and readers and the writer do not
 block each other; commits stay durable (synchronous=FULL, SQLite's default). A sweep spends
 less of each trial on its store writes: ~0.02 s per trial of a 5-trial sweep, and a new
-store is built ~0.4 s faster (two CPU cores, the template's benchmarks/run.py).
+store is built ~0.3 s faster (two CPU cores; sweeps as the template's benchmarks/run.py
+runs them, 2026-12-01).
 
 The mode is kept in the database file, so every later reader (the UI, the dashboard, a
 notebook) uses it too. WAL needs every process that opens a database on one machine: on a
