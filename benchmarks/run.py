@@ -568,7 +568,12 @@ def measure_mlflow(project: Project, plan: Plan) -> dict:
 def table(figures: dict) -> str:
     def row(name: str, value: object, unit: str, key: str | None = None) -> str:
         target, anchor = TARGETS.get(key or "", (None, None))
-        shown = f"{value:.3g} {unit}".strip() if isinstance(value, float) else f"{value} {unit}"
+        if isinstance(value, float):
+            # Three significant digits, but never 1.04e+03: MB figures run into thousands.
+            shown = f"{value:,.0f} {unit}" if abs(value) >= 1000 else f"{value:.3g} {unit}"
+        else:
+            shown = f"{value} {unit}"
+        shown = shown.strip()
         return f"| {name} | {shown} | {target or ''} | {anchor or ''} |"
 
     lines = [
