@@ -14,10 +14,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.utils.hydra_resolvers import register_resolvers
 from src.utils.paths import CONFIG_DIR
+from src.utils.stages.manifests import file_stats
 
-# Each file as last parsed, by path, with the size and mtime it had: a sweep's trials read
-# the same two stage configs (~2.5 ms of YAML parsing each, two CPU cores).
-_PARSED: dict[Path, tuple[tuple[int, int], DictConfig]] = {}
+# Each file as last parsed, by path, with its size and mtime then (the rule the raw data
+# files are re-hashed by): a sweep's trials read the same two stage configs (~2.5 ms of
+# YAML parsing each, two CPU cores).
+_PARSED: dict[Path, tuple[list[int], DictConfig]] = {}
 
 
 def load_stage_config(stage: str, name: str, **overrides: Any) -> DictConfig:
@@ -25,12 +27,11 @@ def load_stage_config(stage: str, name: str, **overrides: Any) -> DictConfig:
     register_resolvers()
     path = CONFIG_DIR / stage / name / "config.yaml"
     try:
-        stat = path.stat()
+        version = file_stats([path])[path.name]
     except FileNotFoundError:
         raise FileNotFoundError(
             f"No config for stage {stage}/{name}: {path} does not exist"
         ) from None
-    version = (stat.st_size, stat.st_mtime_ns)
     cached = _PARSED.get(path)
     if cached is None or cached[0] != version:
         parsed = OmegaConf.load(path)
