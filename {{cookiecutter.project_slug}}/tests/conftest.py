@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,6 +26,24 @@ def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("data")
     write_mnist_fixture(data_dir, n_train=600, n_test=200)
     return data_dir
+
+
+def run_python(
+    code: str, *args: str, extra_path: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -c code *args` in a new process at the project root (the project, then
+    `extra_path`, importable); fail with its stderr unless it exits 0."""
+    project = Path(__file__).resolve().parents[1]
+    paths = [str(p) for p in (extra_path, project) if p] + [os.environ.get("PYTHONPATH", "")]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(filter(None, paths))},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 def compose_train_config(overrides: list[str] | None = None) -> DictConfig:

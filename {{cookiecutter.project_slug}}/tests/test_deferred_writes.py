@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import optuna
 import pytest
 import torch
+from conftest import run_python
 from mlflow import MlflowClient
 from test_tracking import new_run
 
@@ -220,13 +218,5 @@ from mlflow.pytorch._lightning_autolog import patched_fit  # autolog() still imp
 
 
 def test_logging_a_model_does_not_import_a_second_copy_of_lightning(tracking_uri, tmp_path):
-    project = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, "-c", LOG_A_MODEL, str(tmp_path / "mlruns")],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_python(LOG_A_MODEL, str(tmp_path / "mlruns"), MLFLOW_TRACKING_URI=tracking_uri)
     assert done.stdout.splitlines()[-1] == "['mlflow.pytorch']"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_train_config
+from conftest import compose_train_config, run_python
 from mlflow import MlflowClient
 from omegaconf import open_dict
 
@@ -65,15 +63,7 @@ print(resident, tags["env.cudnn"])
 def test_environment_tags_leave_cudnn_unloaded_without_a_cuda_device():
     # torch.backends.cudnn.version() made ~50 MB of cuDNN resident in every training
     # process, on machines that never use it.
-    project = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, "-c", CUDNN_RESIDENT],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    resident_kb, tag = done.stdout.split(maxsplit=1)
+    resident_kb, tag = run_python(CUDNN_RESIDENT).stdout.split(maxsplit=1)
     assert int(resident_kb) < 1024, f"{resident_kb} kB of cuDNN resident"
     assert tag.strip() == "none (no CUDA device)"
 

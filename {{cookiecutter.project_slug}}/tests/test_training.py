@@ -1,10 +1,9 @@
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import lightning as L
 import torch
+from conftest import run_python
 
 from src.feature.feature01.mnist_datamodule import MNISTDataModule
 from src.model.model01.evaluation import confusion_matrix, predict, score_test_set
@@ -135,15 +134,12 @@ def test_train_py_loads_lightning_without_matplotlib_and_scipy_signal():
         "print([m for m in ('matplotlib', 'scipy.signal', 'triton') if m in sys.modules], "
         "bool(_TORCHVISION_AVAILABLE), gpu_present())"
     )
-    project = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=True
-    )
+    done = run_python(code)
+    last = done.stdout.splitlines()[-1]
     # Not loaded (~75 MB less each), and torchmetrics' torchvision-based metrics still work.
     # With a GPU Triton is loaded as before (torch.compile's GPU kernels need it).
-    gpu = done.stdout.split("\n")[-2].endswith("True")
-    expected = "['triton'] True True" if gpu else "[] True False"
-    assert done.stdout.split("\n")[-2] == expected
+    gpu = last.endswith("True")
+    assert last == ("['triton'] True True" if gpu else "[] True False")
     assert "triton not found" not in done.stderr
 
 
@@ -187,14 +183,6 @@ def test_callback_entry_points_are_read_once_and_each_trainer_gets_its_own(tmp_p
     (info / "entry_points.txt").write_text(
         "[lightning.pytorch.callbacks_factory]\ncounted = callback_factory:make\n"
     )
-    project = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, "-c", CALLBACK_FACTORY_TRAINERS],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(project)])},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_python(CALLBACK_FACTORY_TRAINERS, extra_path=tmp_path)
     # Three Trainers: three callbacks of their own, one lookup of the entry points.
     assert done.stdout.split() == ["3", "3", "1"]
