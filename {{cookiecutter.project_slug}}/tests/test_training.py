@@ -151,6 +151,15 @@ def test_triton_stays_importable_where_a_gpu_could_use_it(monkeypatch):
     assert lean_imports.unused_modules() == []
 
 
+def test_hiding_a_module_leaves_an_imported_one_in_place():
+    import json
+
+    with lean_imports.hidden_modules(["json", "a_module_never_imported"]):
+        assert sys.modules["json"] is json  # mlflow.pytorch's autologging, once imported
+        assert sys.modules["a_module_never_imported"] is None
+    assert sys.modules["json"] is json and "a_module_never_imported" not in sys.modules
+
+
 CALLBACK_FACTORY_TRAINERS = """
 import lightning as L
 from lightning.fabric.utilities import registry

@@ -53,14 +53,15 @@ def unused_modules() -> list[str]:
 
 @contextlib.contextmanager
 def hidden_modules(modules: list[str]) -> Iterator[None]:
-    """`import m` fails for each of `modules` while inside (a None entry in sys.modules);
-    afterwards they import as usual."""
-    for name in modules:
+    """`import m` fails for each of `modules` not imported yet while inside (a None entry
+    in sys.modules); afterwards they import as usual. One already imported stays as it is."""
+    hidden = [name for name in modules if name not in sys.modules]
+    for name in hidden:
         sys.modules[name] = None  # type: ignore[assignment]
     try:
         yield
     finally:
-        for name in modules:
+        for name in hidden:
             if sys.modules.get(name, 0) is None:
                 del sys.modules[name]
 
