@@ -37,7 +37,7 @@ done
 [[ "$PORT" =~ ^[0-9]+$ ]] || fail "--port must be a number, got '$PORT'"
 
 # Off unless asked for: the project runs offline and an experiment log should not phone
-# home (same default as src/utils/tracking/store.py).
+# home (same default as src/utils/tracking/store/mlflow_store.py).
 export MLFLOW_DISABLE_TELEMETRY="${MLFLOW_DISABLE_TELEMETRY:-true}"
 # The job runner serves GenAI features (judges, prompt optimisation) and costs seconds of
 # startup on a small machine; set MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true to get it back.

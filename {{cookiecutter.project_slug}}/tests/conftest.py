@@ -68,9 +68,9 @@ def stage_configs(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture
 def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A throwaway MLflow store (artifacts too), so tests never write into logs/mlruns."""
-    import src.utils.tracking.store
+    import src.utils.tracking.store.mlflow_store
 
-    monkeypatch.setattr(src.utils.tracking.store, "MLRUNS_DIR", tmp_path / "mlruns")
+    monkeypatch.setattr(src.utils.tracking.store.mlflow_store, "MLRUNS_DIR", tmp_path / "mlruns")
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri

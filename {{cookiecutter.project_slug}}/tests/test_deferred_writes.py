@@ -1,4 +1,4 @@
-"""A sweep's deferred uploads (tracking/deferred.py) lose nothing: written, failed or killed."""
+"""A sweep's deferred uploads (runs/deferred_writes.py) lose nothing: written, failed or killed."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from mlflow import MlflowClient
 from test_tracking import new_run
 
 from src.model.model01.image_classifier_models import DigitCNN
-from src.utils.tracking.deferred import active_writer, deferred_writes
 from src.utils.tracking.registry import register_best_trial
+from src.utils.tracking.runs.deferred_writes import active_writer, deferred_writes
 
 
 def status_of(uri: str, run_id: str) -> tuple[str, dict[str, str]]:
@@ -126,7 +126,7 @@ def test_the_champion_is_never_a_run_whose_model_was_not_written(tracking_uri):
 def test_a_sweep_checks_that_a_model_class_loads_back_once(tracking_uri, monkeypatch):
     import mlflow.pyfunc
 
-    import src.utils.tracking.run as tracking_run
+    import src.utils.tracking.runs.training_run as tracking_run
 
     monkeypatch.setattr(tracking_run, "_SERVING_CHECKED", set())
     checked, load = [], mlflow.pyfunc.load_model
@@ -202,11 +202,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, "tests")
-import src.utils.tracking.store as store
+import src.utils.tracking.store.mlflow_store as store
 from test_tracking import new_run
 
 from src.model.model01.image_classifier_models import DigitCNN
-from src.utils.tracking.deferred import deferred_writes
+from src.utils.tracking.runs.deferred_writes import deferred_writes
 
 store.MLRUNS_DIR = Path(sys.argv[1])
 with deferred_writes():

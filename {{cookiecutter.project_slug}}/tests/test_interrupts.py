@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from src.utils.interrupts import interrupt_safe, sigterm_as_interrupt
-from src.utils.tracking.store import configure_mlflow, end_run
+from src.utils.tracking.store.mlflow_store import configure_mlflow, end_run
 
 
 class SignalledWrite:

@@ -49,7 +49,7 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def utils_group(module: str) -> str | None:
-    """'tracking' for src.utils.tracking.run, 'basics' for src.utils.paths, else None."""
+    """'tracking' for src.utils.tracking.runs.x, 'basics' for src.utils.paths, else None."""
     parts = module.split(".")
     if parts[:2] != ["src", "utils"] or len(parts) < 3:
         return None
@@ -93,3 +93,8 @@ def test_every_utils_package_says_what_it_holds():
     for init in (SRC / "utils").rglob("__init__.py"):
         docstring = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
         assert docstring, f"{init.relative_to(PROJECT_ROOT)} has no docstring"
+
+
+def test_the_top_of_utils_stays_a_handful_of_basics():
+    basics = [p.name for p in (SRC / "utils").glob("*.py") if p.name != "__init__.py"]
+    assert len(basics) <= 6, f"group new infrastructure by job in a sub-package: {basics}"

@@ -12,7 +12,7 @@ from test_training import quiet_trainer, tiny_mnist
 
 from src.model.model01.image_classifier_models import ImageClassifier
 from src.utils.sweep.pruning import TrialPruning, attach_trial, instantiate_pruner
-from src.utils.tracking.run import TrainingRun
+from src.utils.tracking.runs.training_run import TrainingRun
 
 # A pruner that prunes every trial once its warm-up epoch is over: no accuracy reaches 2.
 ALWAYS_PRUNE = {"_target_": "optuna.pruners.ThresholdPruner", "lower": 2.0, "n_warmup_steps": 1}

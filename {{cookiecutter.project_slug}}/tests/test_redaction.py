@@ -1,4 +1,9 @@
-from src.utils.tracking.redaction import REDACTED, flatten_config, redact_override, redact_tree
+from src.utils.tracking.store.redaction import (
+    REDACTED,
+    flatten_config,
+    redact_override,
+    redact_tree,
+)
 
 
 def test_secret_looking_keys_and_url_passwords_never_reach_params():

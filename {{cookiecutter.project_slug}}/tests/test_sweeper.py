@@ -30,7 +30,7 @@ def test_a_trials_fixed_params_and_owner_are_stored_in_one_transaction(tmp_path,
     from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
     from optuna.distributions import FloatDistribution
 
-    from src.utils.tracking.tags import owner_tags
+    from src.utils.tracking.runs.tags import owner_tags
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     study = optuna.create_study(storage=storage, direction="maximize")
@@ -115,7 +115,7 @@ def test_a_trial_config_re_valued_equals_the_one_hydra_composes_in_full():
 
 @pytest.mark.parametrize("direction", ["maximize", "minimize"])
 def test_the_optimization_history_shows_each_completed_trial_and_the_best_so_far(direction):
-    from src.utils.tracking.history_plot import optimization_history_image
+    from src.utils.sweep.history_plot import optimization_history_image
 
     study = optuna.create_study(direction=direction)
     for value in (0.5, 0.7, 0.6, 0.9):

@@ -12,8 +12,8 @@ from conftest import compose_train_config, run_python
 from mlflow import MlflowClient
 from omegaconf import open_dict
 
-from src.utils.tracking import sqlite_wal
-from src.utils.tracking.run import TrainingRun
+from src.utils.tracking.runs.training_run import TrainingRun
+from src.utils.tracking.store import sqlite_wal
 
 
 def runs_of(uri: str) -> list:
@@ -43,7 +43,7 @@ def test_a_run_ends_finished_with_its_config_and_environment(tracking_uri):
 # Resident kB of cuDNN's libraries in a fresh process, after the environment tags.
 CUDNN_RESIDENT = """
 import torch
-from src.utils.tracking.environment import environment_tags
+from src.utils.tracking.runs.environment import environment_tags
 tags = environment_tags()
 resident, library = 0, ""
 for line in open("/proc/self/smaps"):

@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -8,7 +7,6 @@ from conftest import run_python
 from src.feature.feature01.mnist_datamodule import MNISTDataModule
 from src.model.model01.evaluation import confusion_matrix, predict, score_test_set
 from src.model.model01.image_classifier_models import ImageClassifier
-from src.utils import lean_imports
 
 
 def tiny_mnist(stage_configs: tuple[dict, dict], batch_size: int) -> MNISTDataModule:
@@ -124,40 +122,6 @@ def test_a_run_shorter_than_log_every_n_steps_still_logs_a_training_curve(
     assert len(epochs) == 2 and epochs[0].step < epochs[1].step
     assert all(m.value > 0 for m in epochs)
     assert client.get_metric_history(logger.run_id, "train/loss") == []
-
-
-def test_train_py_loads_lightning_without_matplotlib_and_scipy_signal():
-    code = (
-        "import sys, src.model.model01.train; "
-        "from torchmetrics.utilities.imports import _TORCHVISION_AVAILABLE; "
-        "from src.utils.lean_imports import gpu_present; "
-        "print([m for m in ('matplotlib', 'scipy.signal', 'triton') if m in sys.modules], "
-        "bool(_TORCHVISION_AVAILABLE), gpu_present())"
-    )
-    done = run_python(code)
-    last = done.stdout.splitlines()[-1]
-    # Not loaded (~75 MB less each), and torchmetrics' torchvision-based metrics still work.
-    # With a GPU Triton is loaded as before (torch.compile's GPU kernels need it).
-    gpu = last.endswith("True")
-    assert last == ("['triton'] True True" if gpu else "[] True False")
-    assert "triton not found" not in done.stderr
-
-
-def test_triton_stays_importable_where_a_gpu_could_use_it(monkeypatch):
-    monkeypatch.delitem(sys.modules, "triton", raising=False)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    assert lean_imports.unused_modules() == ["triton"]
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert lean_imports.unused_modules() == []
-
-
-def test_hiding_a_module_leaves_an_imported_one_in_place():
-    import json
-
-    with lean_imports.hidden_modules(["json", "a_module_never_imported"]):
-        assert sys.modules["json"] is json  # mlflow.pytorch's autologging, once imported
-        assert sys.modules["a_module_never_imported"] is None
-    assert sys.modules["json"] is json and "a_module_never_imported" not in sys.modules
 
 
 CALLBACK_FACTORY_TRAINERS = """

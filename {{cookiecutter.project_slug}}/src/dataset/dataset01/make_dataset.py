@@ -7,15 +7,10 @@ python src/dataset/dataset01/make_dataset.py download=false   # offline: verify 
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
-
-# This project's `src` first, whatever else is installed: with two projects installed
-# (editable) in one environment, `import src` would find the one whose .pth sorts first.
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from src.dataset.dataset01.mnist_dataset import make_dataset, manifest_path
 from src.dataset.dataset01.mnist_files import MNISTFilesError

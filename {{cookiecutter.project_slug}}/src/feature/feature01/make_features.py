@@ -7,15 +7,9 @@ python src/feature/feature01/make_features.py binarize_threshold=128
 from __future__ import annotations
 
 import logging
-import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
-
-# This project's `src` first, whatever else is installed: with two projects installed
-# (editable) in one environment, `import src` would find the one whose .pth sorts first.
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from src.dataset.dataset01.mnist_files import MNISTFilesError
 from src.feature.feature01.mnist_features import ensure_features

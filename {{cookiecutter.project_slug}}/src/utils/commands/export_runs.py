@@ -22,8 +22,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from src.utils.tracking.redaction import redact_url_credentials
-from src.utils.tracking.store import TrackingServerUnreachable, check_server, default_tracking_uri
+from src.utils.tracking.store.mlflow_store import (
+    TrackingServerUnreachable,
+    check_server,
+    default_tracking_uri,
+)
+from src.utils.tracking.store.redaction import redact_url_credentials
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

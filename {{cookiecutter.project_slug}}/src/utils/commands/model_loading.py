@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from src.utils.paths import is_minimized
 from src.utils.tracking.registry import CHAMPION_ALIAS, MODEL_ARTIFACT, best_metric_value
-from src.utils.tracking.store import configure_mlflow
+from src.utils.tracking.store.mlflow_store import configure_mlflow
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from src.utils.paths import PROJECT_ROOT
-from src.utils.tracking.store import configure_mlflow
-from src.utils.tracking.tags import git_tags
+from src.utils.tracking.runs.tags import git_tags
+from src.utils.tracking.store.mlflow_store import configure_mlflow
 
 DEFAULT_TOLERANCE = 1e-6
 REPRODUCES_TAG = "reproduces"

@@ -49,11 +49,11 @@ from src.utils.sweep.pruning import instantiate_pruner, share_study
 from src.utils.sweep.search_space import SearchSpaceError, parse_search_space
 from src.utils.sweep.trial_attrs import set_user_attrs
 from src.utils.sweep.trial_configs import compose_trials_once
-from src.utils.tracking import stale_runs
-from src.utils.tracking.deferred import deferred_writes
-from src.utils.tracking.redaction import redact_url_credentials
-from src.utils.tracking.sqlite_wal import use_write_ahead_log
-from src.utils.tracking.tags import owner_tags
+from src.utils.tracking.runs.deferred_writes import deferred_writes
+from src.utils.tracking.runs.tags import owner_tags
+from src.utils.tracking.store import stale_runs
+from src.utils.tracking.store.redaction import redact_url_credentials
+from src.utils.tracking.store.sqlite_wal import use_write_ahead_log
 from src.utils.user_errors import exit_with_message
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
 
     def sweep(self, arguments: list[str]) -> None:
         from src.utils.console import quiet_third_party_noise
-        from src.utils.tracking.sweep_run import SweepParentRun
+        from src.utils.sweep.parent_run import SweepParentRun
 
         quiet_third_party_noise()
         use_write_ahead_log()  # before the study's storage opens its first connection
@@ -224,7 +224,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         stale_runs.kill_dead_runs(self.config)
 
         # Trials in this process hand their last uploads to a writer thread, which writes
-        # them while the next trial trains (see tracking/deferred.py).
+        # them while the next trial trains (see tracking/runs/deferred_writes.py).
         in_process = isinstance(self.launcher, BasicLauncher)
         if in_process:
             compose_trials_once(self.launcher)

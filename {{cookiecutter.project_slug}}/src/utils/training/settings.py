@@ -46,3 +46,15 @@ def trainer_settings(cfg: DictConfig) -> dict[str, Any]:
         settings["num_sanity_val_steps"] = 0 if once else LIGHTNING_SANITY_STEPS
     _checked_in_this_process = True
     return settings
+
+
+# Config files may only instantiate Lightning's callbacks (Hydra 1.4's execution policy).
+CALLBACK_TARGETS = ("lightning.pytorch.callbacks.*",)
+
+
+def config_callbacks(cfg: DictConfig) -> list[Any]:
+    """The callbacks of the config's `callbacks:` node (a null entry is dropped)."""
+    from hydra.utils import instantiate
+
+    nodes = [c for c in cfg.callbacks.values() if c]
+    return [instantiate(c, _execution_whitelist_=CALLBACK_TARGETS) for c in nodes]

@@ -16,8 +16,8 @@ from typing import Any
 import optuna
 
 from src.utils.interrupts import interrupt_safe
-from src.utils.tracking.store import configure_mlflow
-from src.utils.tracking.tags import HOST_TAG, PID_TAG
+from src.utils.tracking.runs.tags import HOST_TAG, PID_TAG
+from src.utils.tracking.store.mlflow_store import configure_mlflow
 
 log = logging.getLogger(__name__)
 

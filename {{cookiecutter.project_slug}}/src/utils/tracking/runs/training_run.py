@@ -27,18 +27,23 @@ from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.interrupts import interrupt_safe
-from src.utils.tracking.deferred import RunWrites, active_writer
-from src.utils.tracking.environment import (
+from src.utils.paths import PROJECT_ROOT
+from src.utils.tracking.registry import MODEL_ARTIFACT
+from src.utils.tracking.runs.deferred_writes import RunWrites, active_writer
+from src.utils.tracking.runs.environment import (
     MlflowProjectRun,
     environment_tags,
     installed_packages,
     mlflow_project_run,
 )
-from src.utils.tracking.redaction import flatten_config, redact_override, redact_tree
-from src.utils.tracking.registry import MODEL_ARTIFACT
-from src.utils.tracking.store import configure_mlflow, end_run, get_or_create_experiment
-from src.utils.tracking.system_metrics import SystemMetrics
-from src.utils.tracking.tags import run_tags
+from src.utils.tracking.runs.system_metrics import SystemMetrics
+from src.utils.tracking.runs.tags import run_tags
+from src.utils.tracking.store.mlflow_store import (
+    configure_mlflow,
+    end_run,
+    get_or_create_experiment,
+)
+from src.utils.tracking.store.redaction import flatten_config, redact_override, redact_tree
 
 # Keys the sweeper fills in; they describe the run, they are not hyperparameters.
 _SWEEPER_OVERRIDE_PREFIX = "sweep."
@@ -107,6 +112,9 @@ class TrainingRun:
         self.client = interrupt_safe(MlflowClient(self.uri))
         self.experiment_id = get_or_create_experiment(self.client, cfg.experiment_name)
         overrides = _job_overrides()
+        script = Path(entry_point).resolve()  # the train.py: tagged relative to the project
+        if script.is_relative_to(PROJECT_ROOT):
+            entry_point = script.relative_to(PROJECT_ROOT).as_posix()
         if sweep.trial_number is not None:
             run_name = f"trial-{int(sweep.trial_number):03d}"
         else:
@@ -368,7 +376,7 @@ class TrainingRun:
         from mlflow.entities import LoggedModelOutput, Metric
         from mlflow.models import Model, infer_signature
 
-        from src.utils.lean_imports import hidden_modules
+        from src.utils.entry_point import hidden_modules
 
         # mlflow.pytorch imports its Lightning autologging, which imports the standalone
         # pytorch_lightning package: a second copy of Lightning (~250 modules, ~60 ms and

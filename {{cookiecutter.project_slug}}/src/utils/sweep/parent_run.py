@@ -12,8 +12,12 @@ import optuna
 from omegaconf import DictConfig
 
 from src.utils.interrupts import interrupt_safe
-from src.utils.tracking.store import configure_mlflow, end_run, get_or_create_experiment
-from src.utils.tracking.tags import run_tags
+from src.utils.tracking.runs.tags import run_tags
+from src.utils.tracking.store.mlflow_store import (
+    configure_mlflow,
+    end_run,
+    get_or_create_experiment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +110,7 @@ class SweepParentRun:
             self.client.set_tag(self.run_id, "champion_version", version.version)
 
     def _log_plots(self, study: optuna.Study, n_complete: int) -> None:
-        from src.utils.tracking.history_plot import optimization_history_image
+        from src.utils.sweep.history_plot import optimization_history_image
 
         history = "plots/optimization_history.png"
         if not n_complete:

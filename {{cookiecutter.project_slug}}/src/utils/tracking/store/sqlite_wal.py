@@ -11,7 +11,7 @@ runs them, 2026-12-01).
 The mode is kept in the database file, so every later reader (the UI, the dashboard, a
 notebook) uses it too. WAL needs every process that opens a database on one machine: on a
 network file system (NFS, SMB, Lustre, ...) a store keeps the rollback journal. A process
-that ends without closing its connections (train.py, see process_exit) first copies the
+that ends without closing its connections (train.py, see entry_point) first copies the
 log into the database file, so a copy of mlflow.db alone holds every run.
 """
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from src.utils.paths import PROJECT_ROOT
-from src.utils.tracking.redaction import redact_override
+from src.utils.tracking.store.redaction import redact_override
 
 # Which process owns a run or trial (see stale_runs): a RUNNING one whose owner is gone
 # can never finish.

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from src.utils.paths import MLRUNS_DIR
-from src.utils.tracking.sqlite_wal import use_write_ahead_log
+from src.utils.tracking.store.sqlite_wal import use_write_ahead_log
 
 # How long a tracking server may take to answer the first request before we give up.
 # MLflow's own client retries for minutes, which looks like a hang.

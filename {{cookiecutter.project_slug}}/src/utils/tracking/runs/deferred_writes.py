@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from src.utils.tracking.store import end_run
+from src.utils.tracking.store.mlflow_store import end_run
 
 log = logging.getLogger(__name__)
 
