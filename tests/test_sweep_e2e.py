@@ -179,6 +179,8 @@ def test_optuna_study_holds_the_same_three_trials(swept_project):
     assert parents[0].data.tags["study_name"] == name and name.startswith("model01-")
     complete = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
     assert len(complete) == 3 and len(study.trials) == 3
+    # Optuna Dashboard labels its plots with this name, not "Objective 0".
+    assert study.metric_names == ["val/acc"]
     by_number = {int(t.data.tags["trial_number"]): t for t in trials}
     for trial in complete:
         run = by_number[trial.number]
@@ -249,6 +251,16 @@ def test_a_single_run_logs_the_same_without_a_parent(installed_project):
     assert single.info.run_name.startswith("run-")
     assert "mlflow.parentRunId" not in single.data.tags
     assert {"train/loss", "val/loss", "val/acc", "test/acc"} <= set(single.data.metrics)
+    # The command's last lines name the run and say where to look next.
+    last = result.stdout.strip().splitlines()[-3:]
+    run_id = single.info.run_id
+    assert last[0] == (
+        f"Run {single.info.run_name} (run id {run_id}) of experiment model01 finished: "
+        f"test/acc {single.data.metrics['test/acc']:.4f}, "
+        f"test/loss {single.data.metrics['test/loss']:.4f}"
+    ), result.stdout[-2000:]
+    assert f"#/experiments/{experiment.experiment_id}/runs/{run_id}" in last[1]
+    assert f"experiment_name=model01, run_id={run_id}" in last[2]
     assert {a.path for a in client.list_artifacts(single.info.run_id)} >= {
         "config",
         "checkpoints",

@@ -165,6 +165,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             load_if_exists=True,
         )
         share_study(self.storage, study)
+        metric = OmegaConf.select(self.config, "optimized_metric")
+        if metric and len(directions) == 1 and study.metric_names is None:
+            study.set_metric_names([metric])  # Optuna Dashboard's plots say val/acc
         revived = stale_runs.fail_dead_trials(study)
         if revived:
             log.warning(f"Marked {revived} trial(s) left RUNNING by a killed sweep as FAILED")

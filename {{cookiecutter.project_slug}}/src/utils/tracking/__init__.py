@@ -1,8 +1,7 @@
-"""MLflow bookkeeping, used by train.py and the sweeper; nothing here trains.
+"""MLflow bookkeeping, used by train.py and the sweeper; nothing here trains, and an
+experiment rarely needs to change it.
 
-store (where the runs live), sqlite_wal (how its SQLite file and Optuna's are written),
-run (one training run), sweep_run (a sweep's parent run) and history_plot (its
-optimization history), registry (the champion model), stale_runs (runs of killed
-processes), environment (what a run executed in), tags and redaction (what every run
-records, without credentials).
+store/ (where the runs live, how the SQLite file is written, credentials kept out, runs of
+killed processes), runs/ (one training run: its tags, environment, system metrics, the
+sweep's writer thread), registry (the champion model).
 """

@@ -1,1 +1,2 @@
-"""What every experiment's train.py adds to its Trainer: callbacks, settings, DDP, checkpoints."""
+"""What every experiment's train.py uses around Lightning: how a job ends, callbacks, settings,
+DDP, checkpoints; shared by all experiments, so normally left alone."""
