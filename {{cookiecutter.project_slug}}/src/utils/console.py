@@ -1,8 +1,5 @@
-"""Keep a sweep's console readable: Hydra's trial lines and Lightning's progress, no spam.
-
-Only messages that repeat once per trial and tell a user nothing actionable are silenced;
-each entry says why. Everything still reaches the log files at its own level.
-"""
+"""Keep a sweep's console readable: only messages that repeat per trial and tell a user nothing
+actionable are silenced (each entry says why); the log files still get them at their level."""
 
 from __future__ import annotations
 
@@ -20,20 +17,15 @@ _IGNORED_WARNINGS = (
     (r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*", "internal to Lightning/torch"),
 )
 
-# Loggers whose INFO lines repeat per trial: GPU/TPU availability, tips, seed notices.
-# MLflow imports the `pytorch_lightning` package too, whose loggers carry that name.
-_QUIET_LOGGERS = (
-    "lightning.pytorch.utilities.rank_zero",
-    "lightning.pytorch.accelerators.cuda",
-    "lightning.fabric.utilities.seed",
-    "pytorch_lightning.utilities.rank_zero",
-    "pytorch_lightning.accelerators.cuda",
-    "lightning_fabric.utilities.seed",
-    "lightning_fabric.utilities.rank_zero",
-    "lightning.fabric.utilities.rank_zero",
-    "alembic",
-    "mlflow.system_metrics.system_metrics_monitor",  # "Started monitoring..." per trial
-)
+# Loggers whose INFO lines repeat per trial: GPU/TPU availability, tips, seed notices, MLflow's
+# "Started monitoring...". MLflow imports the `pytorch_lightning` package too, under that name.
+_QUIET_LOGGERS = """
+    lightning.pytorch.utilities.rank_zero lightning.pytorch.accelerators.cuda
+    lightning.fabric.utilities.rank_zero lightning.fabric.utilities.seed
+    pytorch_lightning.utilities.rank_zero pytorch_lightning.accelerators.cuda
+    lightning_fabric.utilities.rank_zero lightning_fabric.utilities.seed
+    alembic mlflow.system_metrics.system_metrics_monitor
+""".split()
 
 
 class _DropMessage(logging.Filter):
@@ -52,11 +44,9 @@ def quiet_third_party_noise() -> None:
     warnings.filterwarnings("ignore", category=ExperimentalWarning)
     for pattern, _why in _IGNORED_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
-    # The model is pickled on purpose (see TrainingRun.log_pytorch_model); MLflow repeats
-    # its generic pickle warning for every trial.
-    pickle_warning = _DropMessage("Saving pytorch model by Pickle")
+    # The model is pickled on purpose (TrainingRun.log_pytorch_model); MLflow warns every trial.
     mlflow_pytorch = logging.getLogger("mlflow.pytorch")
     if not any(isinstance(f, _DropMessage) for f in mlflow_pytorch.filters):
-        mlflow_pytorch.addFilter(pickle_warning)
+        mlflow_pytorch.addFilter(_DropMessage("Saving pytorch model by Pickle"))
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

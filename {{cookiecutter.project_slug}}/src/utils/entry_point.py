@@ -1,24 +1,20 @@
 """Everything a training command does to its own process, in one place, with its gain.
 
-A train.py imports this module first and ends with `run(main)`; nothing here changes
-what the experiment's code or any installed package sees. Measured on two cores with
-the template's benchmarks/run.py:
+A train.py imports this module first and ends with `run(main)`; nothing here changes what
+the experiment's code or any installed package sees. Measured on two cores with the
+template's benchmarks/run.py:
 
-1. Garbage collection waits while the script's imports load (torch, Lightning, MLflow and
-   Hydra allocate objects that live as long as the process; collecting them again and
-   again is about a fifth of the start-up); `run()` then freezes them out of every later
-   collection. Only the script being run pauses it: importing a train.py from elsewhere
-   (a notebook, a test) changes nothing.
-2. On a machine with no CUDA, ROCm or XPU device, Triton (GPU kernels for
-   `torch.compile`, installed with torch's CUDA builds even where no GPU can run them) is
-   not loaded while the script's imports run: Lightning imports `torch._dynamo`, which
-   imports Triton: ~75 MB of every process and ~0.15 s. torch then remembers it as
-   missing; `torch.compile` on CPU uses its C++ backend as before. With a GPU nothing is
-   hidden.
+1. Garbage collection waits while the script's imports load (the stack's objects live as
+   long as the process; collecting them again and again is about a fifth of the
+   start-up); `run()` then freezes them out of every later collection. Only the script
+   being run pauses it: importing a train.py from a notebook or a test changes nothing.
+2. With no CUDA, ROCm or XPU device, Triton (GPU kernels for `torch.compile`, installed
+   with torch's CUDA builds) is not loaded during those imports (Lightning imports
+   `torch._dynamo`, which imports Triton): ~75 MB of every process and ~0.15 s. On CPU
+   `torch.compile` uses its C++ backend as before; with a GPU nothing is hidden.
 3. When `main()` returns, the process ends as Python would, less the teardown of every
-   loaded module (~0.2 s of every command that nobody waits for on purpose): executors
-   shut down, threads joined, atexit functions run, streams flushed, `sys.exit`'s code
-   kept. An exception (Ctrl-C included) takes Python's own path.
+   loaded module (~0.2 s): executors shut down, threads joined, atexit functions run,
+   streams flushed, `sys.exit`'s code kept. An exception takes Python's own path.
 
 `import src` finding this project rather than another installed one is `src/__init__.py`'s.
 """
@@ -114,9 +110,7 @@ def run(main: Callable[[], Any]) -> NoReturn:
 
 
 def _status(stop: SystemExit) -> int:
-    if stop.code is None:
-        return 0
-    if isinstance(stop.code, int):
-        return stop.code
+    if stop.code is None or isinstance(stop.code, int):
+        return stop.code or 0
     print(stop.code, file=sys.stderr)
     return 1

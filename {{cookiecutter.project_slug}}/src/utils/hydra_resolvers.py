@@ -12,11 +12,9 @@ def project_root() -> str:
 
 
 def register_resolvers() -> None:
-    """`${project_root:}`, `${stage_log_dir:model/model01}`, `${metric_direction:m,a,b}`.
-
-    Hydra resolves its run/sweep folders and log file names through these, so outputs land
-    in this project's `outputs/`, `multirun/` and `logs/` wherever the command starts.
-    """
+    """`${project_root:}`, `${stage_log_dir:model/model01}`, `${metric_direction:m,a,b}`: Hydra
+    resolves its run/sweep folders and log file names through these, so outputs land in this
+    project's `outputs/`, `multirun/` and `logs/` wherever the command starts."""
     resolvers = {
         "project_root": project_root,
         "stage_log_dir": stage_log_dir,

@@ -1,8 +1,5 @@
-"""Where things live in this project, resolved from the project root, never the cwd.
-
-Every script, notebook and the MLflow UI see the same folders whichever directory they
-are started from, because all paths hang off the location of this file.
-"""
+"""Where things live in this project, from this file's location (the project root), never
+the cwd: every script, notebook and the MLflow UI see the same folders wherever they start."""
 
 from __future__ import annotations
 
@@ -11,13 +8,10 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "config"
-DATA_DIR = PROJECT_ROOT / "_data" / "data"
-FEATURE_DIR = PROJECT_ROOT / "_data" / "feature"
 LOGS_DIR = PROJECT_ROOT / "logs"
 LIGHTNING_LOGS_DIR = LOGS_DIR / "lightning"
 STAGE_LOGS_DIR = LOGS_DIR / "logging_"
 MLRUNS_DIR = LOGS_DIR / "mlruns"
-OPTUNA_DB = LOGS_DIR / "optuna.db"
 
 # Metrics where smaller is better; every other metric is maximised.
 _MINIMIZED_METRIC_WORDS = ("loss", "error", "mse", "mae")
@@ -25,20 +19,14 @@ _MINIMIZED_METRIC_WORDS = ("loss", "error", "mse", "mae")
 
 def _project_of(path: Path) -> Path | None:
     """The project folder that holds `path` (the one with src/utils/paths.py), if any."""
-    for folder in path.parents:
-        if (folder / "src" / "utils" / "paths.py").is_file():
-            return folder
-    return None
+    return next((f for f in path.parents if (f / "src" / "utils" / "paths.py").is_file()), None)
 
 
 def check_one_project() -> None:
-    """Stop when the running script belongs to another project than this `src`.
-
-    With two projects installed (editable) in one environment, `import src` finds the one
-    whose .pth file sorts first, whichever folder the script lives in: its runs, studies and
-    models would silently land in the other project. The project's own entry points put
-    their project first on sys.path; this catches any other script.
-    """
+    """Stop when the running script belongs to another project than this `src`. With two
+    projects installed (editable) in one environment, `import src` finds the one whose .pth
+    sorts first: the script's runs, studies and models would silently land in the other one.
+    The project's own entry points put their project first on sys.path; this catches others."""
     entry = getattr(sys.modules.get("__main__"), "__file__", None)
     entry_root = _project_of(Path(entry).resolve()) if entry else None
     if entry_root is not None and entry_root != PROJECT_ROOT:

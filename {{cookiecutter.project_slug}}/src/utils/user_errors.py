@@ -1,8 +1,5 @@
-"""Show a user's mistake as one clear message instead of a traceback (single runs).
-
-In a sweep the error is re-raised instead: the sweeper records the trial as FAILED with
-the message and decides whether the sweep goes on.
-"""
+"""Show a user's mistake as one clear message instead of a traceback (single runs). In a sweep
+it is re-raised: the sweeper records the trial FAILED and decides whether the sweep goes on."""
 
 from __future__ import annotations
 

@@ -6,14 +6,12 @@ poetry run python -m src.utils.commands.diary model01 [--top 5]
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from datetime import datetime
 from pathlib import Path
 
-from src.utils.commands.model_loading import RunNotFoundError, client, get_experiment, is_trial_run
-from src.utils.paths import PROJECT_ROOT, is_minimized
-from src.utils.tracking.registry import best_metric_value
+from src.utils.commands.model_loading import RunNotFoundError, ranked_runs
+from src.utils.paths import PROJECT_ROOT
 
 DIARY_DIR = PROJECT_ROOT / "diary"
 # The params worth a column; the rest of the resolved config is one click away in the UI.
@@ -23,30 +21,13 @@ METRICS = ("val/acc", "val/loss", "test/acc")
 
 def top_runs_table(experiment_name: str, top: int = 5) -> str:
     """The `top` FINISHED training runs by their optimized metric, as a markdown table."""
-    mlflow_client = client()
-    experiment = get_experiment(experiment_name, mlflow_client)
-    runs = [
-        r
-        for r in mlflow_client.search_runs(
-            [experiment.experiment_id], "attributes.status = 'FINISHED'", max_results=1000
-        )
-        if is_trial_run(r)
-    ]
-    if not runs:
-        raise RunNotFoundError(
-            f"Experiment {experiment_name!r} has no finished training runs yet: train first"
-        )
-    metric = runs[0].data.params["optimized_metric"]
-    runs = [r for r in runs if r.data.params.get("optimized_metric") == metric]
-    scored = [(best_metric_value(r, metric, mlflow_client), r) for r in runs]
-    scored = [(v, r) for v, r in scored if not math.isnan(v)]
-    scored.sort(key=lambda pair: pair[0], reverse=not is_minimized(metric))
+    metric, ranked = ranked_runs(experiment_name)
     header = ["run", "run id", f"best {metric}", *KEY_PARAMS, *METRICS, "UI path"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for value, run in scored[:top]:
+    for value, run in ranked[:top]:
         params = [run.data.params.get(p, "") for p in KEY_PARAMS]
         metrics = [_fmt(run.data.metrics.get(m)) for m in METRICS]
-        ui_path = f"#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
+        ui_path = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
         row = [run.info.run_name, f"`{run.info.run_id}`", _fmt(value), *params, *metrics, ui_path]
         lines.append("| " + " | ".join(str(cell) for cell in row) + " |")
     return "\n".join(lines) + "\n"

@@ -3,12 +3,10 @@
     poetry run python -m src.utils.commands.export_runs model01 --to http://mlflow.example.com:5000
     poetry run python -m src.utils.commands.export_runs model01 --to http://... --from sqlite:///other.db
 
-Copies, for every run of the experiment: name, status, start and end time, tags, params,
-the full history of every metric, dataset inputs, all artifacts, and the MLflow 3 logged
-models (so `runs:/<new run id>/model` loads on the server). Sweep trials stay nested: the
-`mlflow.parentRunId` tags point at the copied parents. Each copy is tagged
-`exported_from.run_id`, so running the command again copies only what is new. The model
-registry (versions, the `champion` alias) is not copied: register on the server.
+Copies each run whole (times, status, tags, params, metric histories, dataset inputs,
+artifacts, MLflow 3 logged models: `runs:/<new id>/model` loads there), sweep trials nested
+under their copied parents. Copies are tagged `exported_from.run_id`, so exporting again copies
+only new runs. The model registry (versions, `champion`) is not copied: register on the server.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,33 +90,24 @@ def _parents_first(runs: list[Run]) -> list[Run]:
     return ordered
 
 
-def _batches(items: list, size: int) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _copy_artifacts(source: MlflowClient, target: MlflowClient, run: Run, new_id: str) -> int:
-    """Download the run's artifacts and upload them to the new run; return the file count."""
+def _copy_artifacts(source: MlflowClient, target: MlflowClient, run: Run, new_id: str) -> None:
     if not source.list_artifacts(run.info.run_id):
-        return 0
+        return
     with tempfile.TemporaryDirectory(prefix="export_runs_") as tmp:
         local = Path(source.download_artifacts(run.info.run_id, "", tmp))
-        files = [p for p in local.rglob("*") if p.is_file()]
-        if files:
+        if any(p.is_file() for p in local.rglob("*")):
             target.log_artifacts(new_id, str(local))
-        return len(files)
 
 
 def _copy_logged_models(
     source: MlflowClient, target: MlflowClient, run: Run, new_id: str, experiment_id: str
-) -> int:
+) -> None:
     """MLflow 3 keeps logged models (`log_model(name=...)`) outside the run's artifacts."""
     import mlflow.artifacts
     from mlflow.entities import LoggedModelStatus
 
     models = source.search_logged_models(
-        experiment_ids=[run.info.experiment_id],
-        filter_string=f"source_run_id = '{run.info.run_id}'",
+        [run.info.experiment_id], f"source_run_id = '{run.info.run_id}'"
     )
     for model in models:
         copy = target.create_logged_model(
@@ -132,14 +120,11 @@ def _copy_logged_models(
         )
         with tempfile.TemporaryDirectory(prefix="export_models_") as tmp:
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=model.artifact_location,
-                dst_path=tmp,
-                tracking_uri=source.tracking_uri,
+                model.artifact_location, dst_path=tmp, tracking_uri=source.tracking_uri
             )
             target.log_model_artifacts(copy.model_id, local)
         ready = model.status == LoggedModelStatus.READY
         target.finalize_logged_model(copy.model_id, "READY" if ready else "FAILED")
-    return len(models)
 
 
 def copy_run(
@@ -153,20 +138,19 @@ def copy_run(
     tags[EXPORTED_FROM_STORE] = redact_url_credentials(source.tracking_uri)
     if new_parent is not None:
         tags[PARENT] = new_parent
-    created = target.create_run(
+    new_id = target.create_run(
         experiment_id, start_time=run.info.start_time, tags=tags, run_name=run.info.run_name
-    )
-    new_id = created.info.run_id
+    ).info.run_id
     params = [Param(k, v) for k, v in run.data.params.items()]
-    for batch in _batches(params, 100):
-        target.log_batch(new_id, params=batch)
+    for start in range(0, len(params), 100):
+        target.log_batch(new_id, params=params[start : start + 100])
     metrics = [
         Metric(m.key, m.value, m.timestamp, m.step)
         for key in run.data.metrics
         for m in source.get_metric_history(run.info.run_id, key)
     ]
-    for batch in _batches(metrics, _BATCH):
-        target.log_batch(new_id, metrics=batch)
+    for start in range(0, len(metrics), _BATCH):
+        target.log_batch(new_id, metrics=metrics[start : start + _BATCH])
     if run.inputs and run.inputs.dataset_inputs:
         target.log_inputs(new_id, datasets=list(run.inputs.dataset_inputs))
     _copy_artifacts(source, target, run, new_id)
@@ -223,10 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("experiment", help="experiment name, e.g. model01")
     parser.add_argument("--to", required=True, help="destination, e.g. http://mlflow:5000")
     parser.add_argument(
-        "--from",
-        dest="source",
-        default=None,
-        help="source store (default: this project's logs/mlruns/mlflow.db)",
+        "--from", dest="source", help="source store (default: this project's logs/mlruns/mlflow.db)"
     )
     args = parser.parse_args(argv)
     # One line per copied run, not a progress bar per file and two links per run.

@@ -5,9 +5,8 @@
     run = resolve_run("model01", "3f2a...")    # a run id (or a unique run name) from the UI
     model = load_model("model01", run_id)      # the logged MLflow model, a torch nn.Module
 
-"Best" compares each run's best epoch of its `optimized_metric` (the value the Optuna
-sweeper optimised and the checkpoint kept), not the last logged epoch. A sweep's parent
-run (tag run_kind=sweep) holds a summary, not a model, and is never picked.
+"Best" compares each run's best epoch of its `optimized_metric` (what the sweeper optimised
+and the checkpoint kept), not its last epoch. A sweep's parent run is never picked.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
 CHECKPOINT_ARTIFACT = "checkpoints/best.ckpt"
 BEST = "best"
 _LISTED = 8  # how many runs an error message lists
+_NEWEST_FIRST = ["attributes.start_time DESC"]
 
 
 class RunNotFoundError(LookupError):
@@ -61,26 +61,22 @@ def is_trial_run(run: Run) -> bool:
     return run.data.tags.get("run_kind") != "sweep" and "optimized_metric" in run.data.params
 
 
-def best_run(
+def ranked_runs(
     experiment_name: str, metric: str | None = None, mlflow_client: MlflowClient | None = None
-) -> Run:
-    """The FINISHED trial run with the best value of `metric`.
+) -> tuple[str, list[tuple[float, Run]]]:
+    """`metric` and the FINISHED trial runs that logged it, best first, with their best value.
 
-    `metric=None` takes the optimized metric of the newest trial run, and compares only runs
-    that optimised the same metric (a val/loss sweep and a val/acc sweep do not compare).
+    `metric=None` takes the optimized metric of the newest trial run, and ranks only runs that
+    optimised the same metric (a val/loss sweep and a val/acc sweep do not compare).
     """
     mlflow_client = mlflow_client or client()
-    experiment = get_experiment(experiment_name, mlflow_client)
-    runs = [
-        run
-        for run in mlflow_client.search_runs(
-            [experiment.experiment_id],
-            filter_string="attributes.status = 'FINISHED'",
-            order_by=["attributes.start_time DESC"],
-            max_results=5000,
-        )
-        if is_trial_run(run)
-    ]
+    finished = mlflow_client.search_runs(
+        [get_experiment(experiment_name, mlflow_client).experiment_id],
+        filter_string="attributes.status = 'FINISHED'",
+        order_by=_NEWEST_FIRST,
+        max_results=5000,
+    )
+    runs = [run for run in finished if is_trial_run(run)]
     if not runs:
         raise RunNotFoundError(
             f"Experiment {experiment_name!r} has no finished training run yet: "
@@ -90,10 +86,18 @@ def best_run(
     candidates = [r for r in runs if r.data.params["optimized_metric"] == metric]
     scored = [(best_metric_value(r, metric, mlflow_client), r) for r in candidates]
     scored = [(value, r) for value, r in scored if value == value]  # drop NaN: never logged
-    if not scored:
+    # A stable sort: of equal values the newest run comes first.
+    return metric, sorted(scored, key=lambda pair: pair[0], reverse=not is_minimized(metric))
+
+
+def best_run(
+    experiment_name: str, metric: str | None = None, mlflow_client: MlflowClient | None = None
+) -> Run:
+    """The FINISHED trial run with the best value of `metric` (see ranked_runs)."""
+    metric, ranked = ranked_runs(experiment_name, metric, mlflow_client)
+    if not ranked:
         raise RunNotFoundError(f"No finished run of {experiment_name!r} logged {metric!r}")
-    pick = min if is_minimized(metric) else max
-    return pick(scored, key=lambda pair: pair[0])[1]
+    return ranked[0][1]
 
 
 def resolve_run(
@@ -105,20 +109,14 @@ def resolve_run(
         return best_run(experiment_name, mlflow_client=mlflow_client)
     if run_id == CHAMPION_ALIAS:
         return mlflow_client.get_run(champion_version(experiment_name, mlflow_client).run_id)
-    experiment = get_experiment(experiment_name, mlflow_client)
-    runs = mlflow_client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"attributes.run_id = '{_quote(run_id)}'",
-    ) or mlflow_client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"attributes.run_name = '{_quote(run_id)}'",
-        order_by=["attributes.start_time DESC"],
+    ids = [get_experiment(experiment_name, mlflow_client).experiment_id]
+    quoted = _quote(run_id)
+    runs = mlflow_client.search_runs(ids, f"attributes.run_id = '{quoted}'") or (
+        mlflow_client.search_runs(ids, f"attributes.run_name = '{quoted}'", order_by=_NEWEST_FIRST)
     )
     if len(runs) == 1:
         return runs[0]
-    recent = runs or mlflow_client.search_runs(
-        [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=_LISTED
-    )
+    recent = runs or mlflow_client.search_runs(ids, order_by=_NEWEST_FIRST, max_results=_LISTED)
     listing = "\n".join(f"  {r.info.run_id}  {r.info.run_name}" for r in recent[:_LISTED])
     problem = "matches several runs" if runs else "is no run id or run name"
     raise RunNotFoundError(
@@ -157,8 +155,7 @@ def load_model(experiment_name: str, run_id: str | None = None) -> torch.nn.Modu
     """
     import mlflow.pytorch
 
-    uri = model_uri(experiment_name, run_id)
-    return mlflow.pytorch.load_model(uri, map_location="cpu").eval()
+    return mlflow.pytorch.load_model(model_uri(experiment_name, run_id), map_location="cpu").eval()
 
 
 def checkpoint_file(run: Run) -> Path:
@@ -193,17 +190,15 @@ def sample_grid_figure(
     """The first `n` images titled 'predicted (true)'; wrong ones in red."""
     import matplotlib.pyplot as plt
 
-    columns = 8
-    rows = max(1, -(-min(n, len(images)) // columns))
+    shown, columns = min(n, len(images)), 8
+    rows = max(1, -(-shown // columns))
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.5))
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
-        if index >= min(n, len(images)):
-            continue
-        ax.imshow(images[index].squeeze(0).numpy(), cmap="gray")
-        right = bool(predicted[index] == actual[index])
-        title = f"{int(predicted[index])} ({int(actual[index])})"
-        ax.set_title(title, color="black" if right else "red", fontsize=9)
+        if index < shown:
+            ax.imshow(images[index].squeeze(0).numpy(), cmap="gray")
+            color = "black" if bool(predicted[index] == actual[index]) else "red"
+            ax.set_title(f"{int(predicted[index])} ({int(actual[index])})", color=color, fontsize=9)
     figure.tight_layout()
     return figure
 

@@ -16,7 +16,8 @@ from datetime import date
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-STAGES = ("dataset", "feature", "model")
+ENTRY_POINTS = {"dataset": "make_dataset.py", "feature": "make_features.py", "model": "train.py"}
+STAGES = tuple(ENTRY_POINTS)
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
 
 
@@ -48,11 +49,8 @@ def validate(stage: str, new_name: str, source: str | None, root: Path = PROJECT
         raise ExperimentError(
             f"Unknown source {stage} experiment {source!r}: existing ones are {', '.join(existing)}"
         )
-    for taken in (
-        root / "src" / stage / new_name,
-        root / "config" / stage / new_name,
-        root / "diary" / f"{new_name}.md",
-    ):
+    folders = [root / top / stage / new_name for top in ("src", "config")]
+    for taken in [*folders, root / "diary" / f"{new_name}.md"]:
         if taken.exists():
             raise ExperimentError(
                 f"{new_name!r} already exists ({taken.relative_to(root)}): choose another name"
@@ -65,21 +63,19 @@ def _rename_inside(folder: Path, old: str, new: str) -> None:
     pattern = re.compile(rf"\b{re.escape(old)}\b")
     for path in folder.rglob("*"):
         if path.is_file() and path.suffix in (".py", ".yaml", ".yml", ".md", ".txt", ".json"):
-            text = path.read_text(encoding="utf-8")
-            path.write_text(pattern.sub(new, text), encoding="utf-8")
+            path.write_text(pattern.sub(new, path.read_text(encoding="utf-8")), encoding="utf-8")
 
 
 def diary_entry(template: str, new_name: str, stage: str, source: str, today: date) -> str:
     """The diary template with the title, today's date and the parent experiment filled in."""
     lines = template.splitlines()
-    parent = f"{source} (src/{stage}/{source})"
     for i, line in enumerate(lines):
         if i == 0 and line.startswith("# "):
             lines[i] = f"# {new_name}"
         elif "YYYY-MM-DD" in line:
             lines[i] = line.replace("YYYY-MM-DD", today.isoformat())
         elif line.startswith(("- Derived from:", "- 派生元:")):
-            lines[i] = line.split(":", 1)[0] + f": {parent}"
+            lines[i] = line.split(":", 1)[0] + f": {source} (src/{stage}/{source})"
     return "\n".join(lines) + "\n"
 
 
@@ -96,10 +92,6 @@ def create_experiment(
     a failure half-way leaves the project as it was.
     """
     source = validate(stage, new_name, source, root)
-    targets = {
-        root / "src" / stage / source: root / "src" / stage / new_name,
-        root / "config" / stage / source: root / "config" / stage / new_name,
-    }
     diary = root / "diary" / f"{new_name}.md"
     template_file = root / "diary" / "_template.md"
     # A deleted template must not block a new experiment: fall back to the bare fields.
@@ -108,23 +100,21 @@ def create_experiment(
         if template_file.exists()
         else "# <name>\n\n- Date: YYYY-MM-DD\n- Derived from: <parent>\n"
     )
-    created = []
     with tempfile.TemporaryDirectory(dir=root) as scratch:
         staged = {}
-        for origin, target in targets.items():
+        for top in ("src", "config"):
+            origin = root / top / stage / source
             if not origin.is_dir():
                 continue
-            copy = Path(scratch) / f"{target.parent.parent.name}-{target.name}"
+            copy = Path(scratch) / f"{top}-{new_name}"
             shutil.copytree(origin, copy, ignore=_IGNORED)
             _rename_inside(copy, source, new_name)
-            staged[copy] = target
+            staged[copy] = root / top / stage / new_name
         entry = diary_entry(template, new_name, stage, source, today or date.today())
         for copy, target in staged.items():
             copy.rename(target)
-            created.append(target)
     diary.write_text(entry, encoding="utf-8")
-    created.append(diary)
-    return created
+    return [*staged.values(), diary]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,11 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for path in created:
         print(f"created {path.relative_to(PROJECT_ROOT)}")
-    if args.stage == "model":
-        print(f"next: poetry run python src/model/{args.new_name}/train.py")
-    else:
-        entry = "make_dataset.py" if args.stage == "dataset" else "make_features.py"
-        print(f"next: poetry run python src/{args.stage}/{args.new_name}/{entry}")
+    print(f"next: poetry run python src/{args.stage}/{args.new_name}/{ENTRY_POINTS[args.stage]}")
     return 0
 
 

@@ -1,14 +1,9 @@
 """Re-run a logged training run and compare its metrics: `bash scripts/reproduce.sh <run_id>`.
 
-Reads what the run logged: its resolved config (`config/config.yaml`), its overrides
-(`config/overrides.txt`, else the `hydra.overrides` tag), its seed and its code version
-(`mlflow.source.git.commit`, `git_dirty`). Refuses, unless --force, when this working tree
-is not at that commit or has uncommitted changes, and says how to check the commit out.
-Re-runs the same entry point with the same overrides and seed as a new MLflow run tagged
-`reproduces=<run_id>` (not nested in the old run's sweep), then prints the logged and the
-reproduced metrics side by side and exits 1 when one differs by more than the tolerance:
-|logged - reproduced| <= tolerance * max(1, |logged|), 1e-6 unless --tolerance says
-otherwise. With trainer.deterministic=true on CPU the metrics are identical.
+The same entry point, logged overrides and seed, as a new run tagged `reproduces=<run_id>`
+outside the old run's sweep; refuses unless --force when the code may differ from the run's.
+A metric differs when |logged - reproduced| > tolerance * max(1, |logged|); with
+trainer.deterministic=true on CPU the metrics are identical.
 
 Exit codes: 0 reproduced, 1 metrics differ, 2 refused or the run cannot be re-run.
 """
@@ -25,20 +20,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from src.utils.commands.model_loading import client as _client
 from src.utils.paths import PROJECT_ROOT
 from src.utils.tracking.runs.tags import git_tags
-from src.utils.tracking.store.mlflow_store import configure_mlflow
 
 DEFAULT_TOLERANCE = 1e-6
 REPRODUCES_TAG = "reproduces"
-# Overrides that describe the old run rather than its computation: a sweep's bookkeeping
-# (the rerun must not nest in the old sweep) and an earlier reproduction's tag.
-_DROPPED_PREFIXES = (
-    "sweep.",
-    "mlflow.tags.reproduces",
-    "+mlflow.tags.reproduces",
-    "++mlflow.tags.reproduces",
-)
+# Overrides of the old run, not of its computation: a sweep's bookkeeping (the rerun must not
+# nest in the old sweep) and an earlier reproduction's tag, with or without `+`/`++`.
+_DROPPED_PREFIXES = ("sweep.", *(f"{plus}mlflow.tags.reproduces" for plus in ("", "+", "++")))
 # Metrics of the machine, not of the computation (MLflow's system metrics): never compared.
 _MACHINE_METRICS = ("system/",)
 # Config keys whose logged and current values may differ without changing the result.
@@ -47,12 +37,6 @@ _IGNORED_KEYS = ("mlflow.tags", "sweep", "trainer.default_root_dir")
 
 class Refused(RuntimeError):
     """The run cannot be reproduced faithfully from this working tree (exit code 2)."""
-
-
-def _client() -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient(configure_mlflow())
 
 
 def logged_inputs(client: Any, run_id: str) -> tuple[Any, dict[str, Any], list[str]]:
@@ -68,9 +52,8 @@ def logged_inputs(client: Any, run_id: str) -> tuple[Any, dict[str, Any], list[s
         try:
             folder = Path(client.download_artifacts(run_id, "config", tmp))
         except Exception as error:  # noqa: BLE001 - any store error means: not logged
-            raise Refused(
-                f"Run {run_id} has no logged config (config/ artifacts): {error}"
-            ) from None
+            message = f"Run {run_id} has no logged config (config/ artifacts): {error}"
+            raise Refused(message) from None
         config = OmegaConf.to_container(OmegaConf.load(folder / "config.yaml"))
         overrides_file = folder / "overrides.txt"
         if overrides_file.is_file():
@@ -85,24 +68,24 @@ def check_code_version(tags: dict[str, str], force: bool) -> list[str]:
     """Problems with reproducing from this working tree; raises Refused unless `force`."""
     logged = tags.get("mlflow.source.git.commit")
     current = git_tags()
+    now = current.get("mlflow.source.git.commit")
     problems = []
     if logged is None:
         problems.append("the run logged no git commit, so its code version is unknown")
-    elif current.get("mlflow.source.git.commit") is None:
+    elif now is None:
         problems.append("this project is not a git repository, so its code cannot be checked")
-    else:
-        if current["mlflow.source.git.commit"] != logged:
-            problems.append(
-                f"the working tree is at {current['mlflow.source.git.commit'][:12]}, the run "
-                f"was made at {logged[:12]}. Check that commit out first:\n"
-                f"      git stash    # if you have changes\n"
-                f"      git checkout {logged}\n"
-                f"  or in a separate folder: git worktree add ../reproduce-{logged[:8]} {logged}"
-            )
-        if current.get("git_dirty") == "true":
-            problems.append(
-                "the working tree has uncommitted changes (git status); commit or `git stash` them"
-            )
+    elif now != logged:
+        problems.append(
+            f"the working tree is at {now[:12]}, the run was made at {logged[:12]}. Check that "
+            "commit out first:\n"
+            "      git stash    # if you have changes\n"
+            f"      git checkout {logged}\n"
+            f"  or in a separate folder: git worktree add ../reproduce-{logged[:8]} {logged}"
+        )
+    if logged is not None and current.get("git_dirty") == "true":  # "true" only in a repository
+        problems.append(
+            "the working tree has uncommitted changes (git status); commit or `git stash` them"
+        )
     if tags.get("git_dirty") == "true":
         problems.append(
             "the run itself was made from uncommitted changes, which git cannot restore"
@@ -127,8 +110,8 @@ def rerun(run: Any, overrides: list[str], seed: Any) -> str:
     if seed is not None:
         arguments.append(f"seed={seed}")
     arguments.append(f"++mlflow.tags.{REPRODUCES_TAG}={run_id}")
-    env = dict(os.environ)
-    env.pop("MLFLOW_RUN_ID", None)  # never continue a `mlflow run` parent's run
+    # Never continue a `mlflow run` parent's run.
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_RUN_ID"}
     print(f"Reproducing run {run_id}: python {entry_point} {' '.join(arguments)}", flush=True)
     started_ms = int(time.time() * 1000)
     result = subprocess.run([sys.executable, str(script), *arguments], cwd=PROJECT_ROOT, env=env)
@@ -136,7 +119,7 @@ def rerun(run: Any, overrides: list[str], seed: Any) -> str:
         raise Refused(f"The re-run exited with code {result.returncode}")
     client = _client()
     reruns = client.search_runs(
-        [run.info.experiment_id, *_experiment_ids(client, run)],
+        _experiment_ids(client, run),
         f"tags.{REPRODUCES_TAG} = '{run_id}' and attributes.start_time >= {started_ms}",
         order_by=["attributes.start_time DESC"],
         max_results=1,
@@ -148,20 +131,19 @@ def rerun(run: Any, overrides: list[str], seed: Any) -> str:
 
 def _experiment_ids(client: Any, run: Any) -> list[str]:
     name = run.data.params.get("experiment_name")
-    experiment = client.get_experiment_by_name(name) if name else None
-    if experiment is None or experiment.experiment_id == run.info.experiment_id:
-        return []
-    return [experiment.experiment_id]
+    named = client.get_experiment_by_name(name) if name else None
+    if named is None or named.experiment_id == run.info.experiment_id:
+        return [run.info.experiment_id]
+    return [run.info.experiment_id, named.experiment_id]
 
 
 def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in tree.items():
-        name = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(_flat(value, f"{name}."))
+            flat.update(_flat(value, f"{prefix}{key}."))
         else:
-            flat[name] = value
+            flat[f"{prefix}{key}"] = value
     return flat
 
 
@@ -177,23 +159,20 @@ def config_differences(logged: dict[str, Any], reproduced: dict[str, Any]) -> li
 def compare_metrics(
     logged: dict[str, float], reproduced: dict[str, float], tolerance: float
 ) -> tuple[list[tuple[str, float | None, float | None, float | None, bool]], bool]:
-    rows, all_ok = [], True
+    rows = []
     for key in sorted(set(logged) | set(reproduced)):
         if key.startswith(_MACHINE_METRICS):
             continue
         a, b = logged.get(key), reproduced.get(key)
         if a is None or b is None:
-            rows.append((key, a, b, None, False))
-            all_ok = False
-            continue
-        if math.isnan(a) and math.isnan(b):
+            diff, ok = None, False
+        elif math.isnan(a) and math.isnan(b):
             diff, ok = 0.0, True
         else:
             diff = abs(a - b)
             ok = diff <= tolerance * max(1.0, abs(a))
         rows.append((key, a, b, diff, ok))
-        all_ok &= ok
-    return rows, all_ok
+    return rows, all(row[-1] for row in rows)
 
 
 def format_table(rows: list[tuple[str, Any, Any, Any, bool]]) -> str:
@@ -221,8 +200,7 @@ def reproduce(run_id: str, force: bool = False, tolerance: float = DEFAULT_TOLER
     _, new_config, _ = logged_inputs(client, new_id)
     for difference in config_differences(config, new_config):
         print(f"WARNING: config differs from the logged one: {difference}", file=sys.stderr)
-    new_run = client.get_run(new_id)
-    rows, ok = compare_metrics(run.data.metrics, new_run.data.metrics, tolerance)
+    rows, ok = compare_metrics(run.data.metrics, client.get_run(new_id).data.metrics, tolerance)
     print(f"\nRun {run_id} (logged) vs {new_id} (reproduced), tolerance {tolerance:g}:")
     print(format_table(rows))
     if ok:

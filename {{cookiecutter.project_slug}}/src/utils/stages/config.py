@@ -1,9 +1,6 @@
-"""Read another stage's config (e.g. feature01's) from inside a running Hydra app.
-
-Hydra's compose API cannot start inside `@hydra.main`, so the stage's YAML is read with
-OmegaConf and its `hydra:` node (run folders, logging) dropped: only the stage's own keys
-matter to a caller that builds the stage on demand.
-"""
+"""Read another stage's config (e.g. feature01's) from inside a running Hydra app. Hydra's
+compose API cannot start inside `@hydra.main`, so the YAML is read with OmegaConf and its
+`hydra:` node dropped: a caller that builds the stage on demand needs only the stage's keys."""
 
 from __future__ import annotations
 
@@ -16,9 +13,8 @@ from src.utils.hydra_resolvers import register_resolvers
 from src.utils.paths import CONFIG_DIR
 from src.utils.stages.manifests import file_stats
 
-# Each file as last parsed, by path, with its size and mtime then (the rule the raw data
-# files are re-hashed by): a sweep's trials read the same two stage configs (~2.5 ms of
-# YAML parsing each, two CPU cores).
+# Each file as last parsed, with its size and mtime then (the raw data files' re-hash rule):
+# a sweep's trials read the same two stage configs (~2.5 ms of YAML parsing each, two cores).
 _PARSED: dict[Path, tuple[list[int], DictConfig]] = {}
 
 

@@ -1,8 +1,5 @@
-"""Small JSON manifests that say what a stage produced from what: names, sizes, SHA-256.
-
-A later stage compares the manifest it finds with the one it would write; equal means
-the cached output is still valid, anything else means rebuild.
-"""
+"""Small JSON manifests that say what a stage produced from what: names, sizes, SHA-256. A
+later stage compares the one it finds with the one it would write: equal means still valid."""
 
 from __future__ import annotations
 

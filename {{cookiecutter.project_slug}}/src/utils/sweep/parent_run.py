@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from types import TracebackType
 from typing import Any
 
 import optuna
@@ -13,11 +12,7 @@ from omegaconf import DictConfig
 
 from src.utils.interrupts import interrupt_safe
 from src.utils.tracking.runs.tags import run_tags
-from src.utils.tracking.store.mlflow_store import (
-    configure_mlflow,
-    end_run,
-    get_or_create_experiment,
-)
+from src.utils.tracking.store import mlflow_store
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +23,9 @@ class SweepParentRun:
     def __init__(self, cfg: DictConfig, study_name: str, overrides: list[str]) -> None:
         from mlflow import MlflowClient
 
-        uri = configure_mlflow(cfg.mlflow.tracking_uri)
+        uri = mlflow_store.configure_mlflow(cfg.mlflow.tracking_uri)
         self.client = interrupt_safe(MlflowClient(uri))
-        experiment_id = get_or_create_experiment(self.client, cfg.experiment_name)
+        experiment_id = mlflow_store.get_or_create_experiment(self.client, cfg.experiment_name)
         tags = run_tags(
             entry_point="hydra multirun (Optuna sweeper)",
             overrides=list(overrides),
@@ -41,19 +36,13 @@ class SweepParentRun:
         run = self.client.create_run(experiment_id, run_name=f"sweep-{study_name}", tags=tags)
         self.run_id: str = run.info.run_id
         self.metric: str = cfg.optimized_metric  # what the trials' values are
-        # Set when the sweep stopped on failed trials: the run then ends FAILED.
-        self.failure: str | None = None
+        self.failure: str | None = None  # why failed trials stopped the sweep: ends FAILED
 
     def __enter__(self) -> SweepParentRun:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        end_run(self.client, self.run_id, exc, self.failure)
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+        mlflow_store.end_run(self.client, self.run_id, exc, self.failure)
         return False
 
     def log_study_summary(self, study: optuna.Study) -> None:
@@ -71,12 +60,8 @@ class SweepParentRun:
             "trial_counts": {k: v for k, v in counts.items() if v},
         }
         # Pruned trials were stopped on purpose (the pruner), failed ones by an error.
-        metrics = {
-            "n_trials": float(len(trials)),
-            "n_complete": float(counts["COMPLETE"]),
-            "n_pruned": float(counts["PRUNED"]),
-            "n_failed": float(counts["FAIL"]),
-        }
+        metrics = {"n_trials": float(len(trials)), "n_complete": float(counts["COMPLETE"])}
+        metrics.update(n_pruned=float(counts["PRUNED"]), n_failed=float(counts["FAIL"]))
         params = {}
         if counts["COMPLETE"]:
             best = study.best_trial
@@ -89,21 +74,17 @@ class SweepParentRun:
             metrics=[Metric(key, value, now, 0) for key, value in metrics.items()],
             params=[Param(key, value) for key, value in params.items()],
         )
-        self.client.log_text(
-            self.run_id, json.dumps(summary, indent=2, default=str), "study_summary.json"
-        )
+        text = json.dumps(summary, indent=2, default=str)
+        self.client.log_text(self.run_id, text, "study_summary.json")
         self._log_plots(study, counts["COMPLETE"])
 
     def register_champion(self, study: optuna.Study, experiment_name: str, metric: str) -> None:
-        """Register the best trial's model and move `champion` if it is the best yet.
-
-        A registry failure is logged, not raised: the sweep's trials are done and logged.
-        """
+        """Register the best trial's model and move `champion` if it is the best yet."""
         from src.utils.tracking.registry import register_best_trial
 
         try:
             version = register_best_trial(self.client, experiment_name, study, metric)
-        except Exception:  # noqa: BLE001 - see the docstring
+        except Exception:  # noqa: BLE001 - logged, not raised: the trials are done and logged
             log.exception("Model registry: registering the best trial failed")
             return
         if version is not None:
@@ -113,19 +94,17 @@ class SweepParentRun:
         from src.utils.sweep.history_plot import optimization_history_image
 
         history = "plots/optimization_history.png"
-        if not n_complete:
-            # Pruned and failed trials have no objective value: the plot would be empty.
+        if not n_complete:  # pruned and failed trials have no value: the plot would be empty
             self.client.set_tag(self.run_id, f"plot_skipped.{history}", "no completed trial")
             return
         self.client.log_image(self.run_id, optimization_history_image(study, self.metric), history)
         importances = "plots/param_importances.png"
+        skipped = f"plot_skipped.{importances}"
         searched = {name for trial in study.trials for name in trial.distributions}
         if len(searched) < 2:
             # The only parameter's importance is 1 by definition; fANOVA would spend
             # ~0.4 s to draw one bar (the template's benchmarks/run.py).
-            self.client.set_tag(
-                self.run_id, f"plot_skipped.{importances}", "one parameter searched"
-            )
+            self.client.set_tag(self.run_id, skipped, "one parameter searched")
             return
         if n_complete < 2:
             return  # fANOVA needs two finished trials
@@ -138,7 +117,7 @@ class SweepParentRun:
         try:
             axes = optuna_plots.plot_param_importances(study)
         except (ValueError, RuntimeError) as error:
-            self.client.set_tag(self.run_id, f"plot_skipped.{importances}", str(error)[:500])
+            self.client.set_tag(self.run_id, skipped, str(error)[:500])
             return
         figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
         figure.tight_layout()

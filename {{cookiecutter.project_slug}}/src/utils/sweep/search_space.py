@@ -1,9 +1,7 @@
-"""The search space given to `-m`, checked before any study or run exists.
-
-Optuna's own checks surface as tracebacks from deep inside the sweeper, and some mistakes
-pass silently (an unknown tag such as `tag(lug, ...)` is ignored, `interval(a, a)` searches
-nothing). Each gets one message here that names the parameter and the fix.
-"""
+"""The search space given to `-m`, checked before any study or run exists: Optuna's checks are
+tracebacks from deep inside the sweeper, and some mistakes pass silently (an unknown tag such as
+`tag(lug, ...)` is ignored, `interval(a, a)` searches nothing). Each gets one message here,
+naming the parameter and the fix."""
 
 from __future__ import annotations
 
@@ -24,31 +22,24 @@ class SearchSpaceError(ValueError):
 
 
 def parse_search_space(arguments: list[str]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """(distributions, fixed params, fixed overrides) of the sweep's overrides, or
-    SearchSpaceError."""
+    """(distributions, fixed params, fixed overrides) of the sweep's overrides; SearchSpaceError."""
     try:
         parsed = OverridesParser.create().parse_overrides(list(arguments))
     except HydraException as error:
         raise SearchSpaceError(f"{error}. A searched parameter looks like {EXAMPLE}") from None
-    for override in parsed:
-        if not override.is_interval_sweep():
-            continue
+    for override in [o for o in parsed if o.is_interval_sweep()]:
         key, sweep = override.get_key_element(), override.value()
         assert isinstance(sweep, IntervalSweep)
-        unknown = set(sweep.tags) - KNOWN_TAGS
-        if unknown:
+        if unknown := set(sweep.tags) - KNOWN_TAGS:
             raise SearchSpaceError(
                 f"{key}: unknown tag {', '.join(sorted(unknown))!r} on interval(...); the "
                 f"Optuna sweeper knows only 'log', as in {EXAMPLE}"
             )
         low, high = sweep.start, sweep.end
         if low >= high:
-            fix = (
-                f"interval({high},{low})"
-                if low > high
-                else f"a wider interval, or fix it with {key}={low}"
-            )
-            what = "reversed" if low > high else "empty"
+            what, fix = "empty", f"a wider interval, or fix it with {key}={low}"
+            if low > high:
+                what, fix = "reversed", f"interval({high},{low})"
             raise SearchSpaceError(
                 f"{key}=interval({low},{high}) is {what}: the lower bound must be below the "
                 f"upper one; use {fix}"

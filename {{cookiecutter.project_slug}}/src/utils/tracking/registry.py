@@ -1,13 +1,9 @@
 """Register a sweep's best trial model and keep the `champion` alias on the best one so far.
 
-At the end of every sweep the best trial of its Optuna study is registered in the MLflow
-Model Registry under the experiment's name (`model01`), once per run. The alias `champion`
-moves to it only when its objective beats the current champion's in the study's direction
-(maximize val/acc, minimize val/loss); so `models:/model01@champion` is always the best
-model any sweep has produced, and the alias exists on one version only.
-
-Not atomic: two sweep workers finishing at the same moment may both compare against the
-old champion; the last writer wins. Move the alias by hand in the UI if that matters.
+Each sweep registers its best trial under the experiment's name (`model01`), once per run;
+`champion` moves to it only when it beats the champion's objective in the study's direction,
+so `models:/model01@champion` is the best model any sweep has made. Not atomic: of two sweeps
+finishing at once the last writer wins; move the alias in the UI if that matters.
 """
 
 from __future__ import annotations
@@ -34,8 +30,7 @@ VALUE_TAG = "optimized_value"
 
 def best_metric_value(run: Run, metric: str, mlflow_client: MlflowClient) -> float:
     """The run's best epoch value of `metric` (max, or min for losses); NaN if never logged."""
-    history = mlflow_client.get_metric_history(run.info.run_id, metric)
-    values = [m.value for m in history]
+    values = [m.value for m in mlflow_client.get_metric_history(run.info.run_id, metric)]
     if not values:
         return float("nan")
     return min(values) if is_minimized(metric) else max(values)
@@ -45,14 +40,12 @@ def trial_run(
     mlflow_client: MlflowClient, experiment_id: str, study_name: str, trial_number: int
 ) -> Run | None:
     """The FINISHED MLflow run of one Optuna trial, found by the tags TrainingRun sets."""
+    query = (
+        f"tags.study_name = '{study_name}' and tags.trial_number = '{trial_number}' "
+        "and attributes.status = 'FINISHED'"
+    )
     runs = mlflow_client.search_runs(
-        [experiment_id],
-        filter_string=(
-            f"tags.study_name = '{study_name}' and tags.trial_number = '{trial_number}' "
-            "and attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
+        [experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1
     )
     return runs[0] if runs else None
 
@@ -72,8 +65,7 @@ def register_best_trial(
     """
     import optuna
 
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if not complete:
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         log.info("Model registry: no completed trial, nothing to register")
         return None
     best = study.best_trial
@@ -85,7 +77,6 @@ def register_best_trial(
         log.info(f"Model registry: trial {best.number} has no finished run with a model")
         return None
 
-    direction = study.direction.name.lower()
     version = _version_of_run(mlflow_client, experiment_name, run.info.run_id)
     if version is None:
         version = _register(mlflow_client, experiment_name, run, metric, float(best.value))
@@ -102,6 +93,7 @@ def register_best_trial(
             f"the UI or with MlflowClient().set_registered_model_alias if you mean to."
         )
         return champion
+    direction = study.direction.name.lower()
     if old_value != old_value or beats(float(best.value), old_value, direction):  # NaN: unknown
         mlflow_client.set_registered_model_alias(experiment_name, CHAMPION_ALIAS, version.version)
         log.info(
@@ -150,17 +142,13 @@ def _register(
         )
     except MlflowException:
         pass  # it exists already
+    trial = {key: run.data.tags.get(key, "") for key in ("study_name", "trial_number")}
     # `runs:/` resolves to the run's logged model, so the version links back to its run.
     return mlflow_client.create_model_version(
         name,
         source=f"runs:/{run.info.run_id}/{MODEL_ARTIFACT}",
         run_id=run.info.run_id,
-        tags={
-            METRIC_TAG: metric,
-            VALUE_TAG: repr(value),
-            "study_name": run.data.tags.get("study_name", ""),
-            "trial_number": run.data.tags.get("trial_number", ""),
-        },
+        tags={METRIC_TAG: metric, VALUE_TAG: repr(value), **trial},
         description=f"{run.info.run_name}: {metric} = {value:.4g}",
     )
 

@@ -14,10 +14,9 @@ class LocalCheckpointIO(TorchCheckpointIO):
     """Writes a local checkpoint straight to a file beside it, then renames it into place.
 
     Lightning serialises every checkpoint into memory and writes a copy of those bytes (one
-    upload for object stores): twice the checkpoint in RAM while it saves, ~28 MB for
-    model01 with Adam's state. The rename keeps the save atomic: a killed save never
-    leaves a truncated `best.ckpt`.
-    Remote paths (s3://, gs://, ...) are written by Lightning as before.
+    upload for object stores): twice the checkpoint in RAM while it saves, ~28 MB for model01
+    with Adam's state. The rename keeps the save atomic: a killed save leaves no truncated
+    `best.ckpt`. Remote paths (s3://, gs://, ...) are written by Lightning as before.
     """
 
     def save_checkpoint(

@@ -1,16 +1,11 @@
-"""Several processes, one job: what a DDP run (trainer.devices=N, strategy=ddp, num_nodes)
-needs beyond Lightning, so that it stays one MLflow run and one trial of one sweep.
+"""A DDP run (trainer.devices=N, strategy=ddp, num_nodes) as one MLflow run and one trial.
 
-- Rank 0 owns the MLflow run; the other ranks train, synchronise and log nothing
-  (`is_rank_zero`, `OtherRankRun`, `quiet_unless_rank_zero`).
-- Lightning starts the other ranks of a machine at `trainer.fit` by re-running the command
-  line (`_hydra_subprocess_cmd`); under `-m` that would start the whole sweep again in each
-  of them. Here a rank runs the one job it belongs to: its own overrides, without `-m`.
-- Ctrl-C and SIGTERM stop every rank without a collective inside a signal handler, and a
-  rank that failed on its own stops rank 0 with SIGTERM (its run then ends KILLED) instead
-  of Lightning's SIGKILL, which would leave the run RUNNING.
-- After the job, the process is as before it (no leftover process group or launcher
-  variables), so the next trial of a sweep starts its own ranks again.
+- Rank 0 owns the MLflow run; the other ranks train and log nothing.
+- Lightning starts a machine's other ranks at `trainer.fit` by re-running the command line;
+  under `-m` each would start the whole sweep again, so here a rank runs only its own job.
+- Ctrl-C and SIGTERM stop every rank without a collective inside a signal handler; a rank
+  failing alone stops rank 0 with SIGTERM (run KILLED), not SIGKILL (run left RUNNING).
+- Afterwards no process group or launcher variable is left: the next trial starts its own.
 """
 
 from __future__ import annotations
@@ -28,28 +23,18 @@ from typing import Any
 
 from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
 
-# Rank 0 hands its MLflow run id and Trainer settings to the ranks it starts (they inherit
-# its environment).
+# Rank 0 hands its run id and Trainer settings to the ranks it starts (they inherit its env).
 RUN_ID_ENV = "TRAINING_RUN_ID"
 SETTINGS_ENV = "TRAINING_TRAINER_SETTINGS"
-# What Lightning's launcher writes into the environment of the process that starts the
-# ranks; left there, the next trial of a sweep would believe its ranks already exist.
+# Set by Lightning's launcher; left there, a sweep's next trial would think its ranks exist.
 _LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 _SAVED_ENV = (*_LAUNCHER_ENV, "OMP_NUM_THREADS", RUN_ID_ENV, SETTINGS_ENV)
 # Hydra overrides that belong to the sweep, not to the job a rank runs.
-_SWEEP_ONLY = (
-    "hydra.mode",
-    "hydra.sweep",
-    "hydra.sweeper",
-    "hydra/sweeper",
-    "hydra.launcher",
-    "hydra/launcher",
-    "hydra.run",
-    "hydra.job.name",
-    "hydra.output_subdir",
+_SWEEP_ONLY = tuple(
+    "hydra.mode hydra.sweep hydra.sweeper hydra/sweeper hydra.launcher hydra/launcher "
+    "hydra.run hydra.job.name hydra.output_subdir".split()
 )
-# Seconds rank 0 gets to end its run after a SIGTERM before it is killed (a rank stuck in
-# a collective operation never returns to Python).
+# Seconds rank 0 gets to end its run after a SIGTERM before it is killed (stuck in a collective).
 _SHUTDOWN_GRACE_S = 60
 
 _observers: list[_Observer] = []
@@ -58,10 +43,8 @@ _entry_script = Path()
 
 def is_rank_zero() -> bool:
     """Whether this process owns the job's MLflow run: global rank 0, or the only process.
-
-    Read from the environment the launchers set (Lightning, torchrun, Slurm), in Lightning's
-    order, so it is known before the Trainer exists.
-    """
+    Read from the launchers' (Lightning, torchrun, Slurm) environment, in Lightning's order,
+    so it is known before the Trainer exists."""
     rank = 0
     for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
         if os.environ.get(key):
@@ -87,25 +70,17 @@ class OtherRankRun:
     def __exit__(self, *exc_info: object) -> bool:
         return False
 
-    def log_data_versions(self, *args: Any) -> None: ...
+    def _skip(self, *args: Any, **kwargs: Any) -> None:
+        """Each `TrainingRun.log_*` call: nothing is logged on this rank."""
 
-    def log_metrics(self, *args: Any, **kwargs: Any) -> None: ...
-
-    def log_file(self, *args: Any) -> None: ...
-
-    def log_image(self, *args: Any) -> None: ...
-
-    def log_pytorch_model(self, *args: Any, **kwargs: Any) -> None: ...
+    log_data_versions = log_metrics = log_file = log_image = log_pytorch_model = _skip
 
 
 @contextmanager
 def quiet_unless_rank_zero(*stopped_together: type[BaseException]) -> Iterator[None]:
     """On ranks > 0: no log file lines, no message twice, and exit 0 on what every rank
-    raises together (`stopped_together`, Ctrl-C, SIGTERM), since rank 0 reports it.
-
-    Exiting non-zero there would make rank 0 stop (Lightning's watch on the ranks), and a
-    trial that should simply be FAILED would stop the whole sweep.
-    """
+    raises together (`stopped_together`, Ctrl-C, SIGTERM), since rank 0 reports it. Exiting
+    non-zero would make Lightning stop rank 0: a FAILED trial would stop the whole sweep."""
     if is_rank_zero():
         yield
         return
@@ -129,11 +104,8 @@ def launched_ranks(
 ) -> Iterator[dict[str, Any]]:
     """Around the Trainer's fit: the ranks Lightning starts run `script` for this job only
     and know `run_id`; afterwards the process group and the launcher's variables are gone.
-
-    Yields the Trainer settings every rank uses: rank 0's. A rank deciding for itself (the
-    sanity check is skipped in later trials of a sweep process, but every rank > 0 is a
-    new process) would wait forever in a collective that the others never start.
-    """
+    Yields rank 0's Trainer settings for every rank: a rank deciding for itself (each rank > 0
+    is a new process, so would not skip a later trial's sanity check) would wait forever."""
     import torch
 
     saved = {key: os.environ.get(key) for key in _SAVED_ENV}
@@ -164,11 +136,8 @@ def launched_ranks(
 
 def rank_command(local_rank: int) -> tuple[list[str], str]:
     """The command line that starts rank `local_rank` of this Hydra job, and its folder.
-
-    Lightning's own version re-uses `sys.argv`; in a sweep's trial that is the sweep. This
-    one runs the trial's script with its config, the job's overrides (the sweeper's point
-    and `sweep.*` included) and its non-sweep Hydra overrides, into the job's output folder.
-    """
+    Lightning's re-uses `sys.argv` (in a trial: the sweep); this one runs the trial's script
+    with its config, the job's overrides and non-sweep Hydra ones, into the job's folder."""
     from hydra._internal.utils import get_args
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import get_original_cwd
@@ -181,7 +150,9 @@ def rank_command(local_rank: int) -> tuple[list[str], str]:
         for flag, value in (("--config-path", args.config_path), ("--config-dir", args.config_dir)):
             if value:
                 command += [flag, value]
-    command += [o for o in hydra.overrides.hydra if not _override_key(o).startswith(_SWEEP_ONLY)]
+    for override in hydra.overrides.hydra:
+        if not override.split("=", 1)[0].lstrip("+~").startswith(_SWEEP_ONLY):
+            command.append(override)
     command += list(hydra.overrides.task)
     command += [
         f'hydra.run.dir="{hydra.runtime.output_dir}"',
@@ -189,10 +160,6 @@ def rank_command(local_rank: int) -> tuple[list[str], str]:
         "hydra.output_subdir=null",  # rank 0 writes the job's .hydra folder
     ]
     return command, get_original_cwd()
-
-
-def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def _patch_lightning() -> None:
@@ -206,10 +173,9 @@ def _patch_lightning() -> None:
 
 def _note_sigterm(connector: Any, signum: int, frame: Any) -> None:
     """Lightning's SIGTERM notifier without its broadcast: a collective started inside a
-    signal handler meets a rank that is waiting in another one, and both hang (measured).
-    The flag still reaches every rank through the training loop's own per-step broadcast,
-    and sigterm_as_interrupt, chained after this, stops rank 0 at once (its run KILLED,
-    the ranks it started killed by Lightning)."""
+    signal handler meets a rank waiting in another one, and both hang (measured). The flag
+    reaches every rank through the loop's per-step broadcast; sigterm_as_interrupt, chained
+    after this, stops rank 0 at once (run KILLED, its ranks killed by Lightning)."""
     connector.received_sigterm = True
 
 

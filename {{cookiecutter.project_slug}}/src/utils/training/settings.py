@@ -1,13 +1,8 @@
-"""The Trainer's settings from the config's `trainer:` node, with its `null`s decided here.
-
-Two Lightning defaults cost every trial of a sweep without telling the user anything new:
-a progress bar (the sweep prints one line per trial) and the sanity check, which runs
-validation batches before training to catch a broken `validation_step` early; the later
-trials of a sweep run the same code on the same cached data as the first one. A third cost
-is no setting: each `Trainer(...)` looks up the callback entry points of every installed
-distribution (importlib.metadata, ~4 ms on two cores, up to ~20 ms beside the writer
-thread); a process reads them once.
-"""
+"""The Trainer's settings from the config's `trainer:` node, with its `null`s decided here: no
+progress bar in a sweep (it prints a line per trial) and no sanity check of `validation_step`
+after a sweep process's first trial (same code, same cached data). Each `Trainer(...)` also
+looks up every installed distribution's callback entry points (importlib.metadata, ~4 ms on
+two cores, up to ~20 ms beside the writer thread); a process reads them once."""
 
 from __future__ import annotations
 
@@ -21,12 +16,9 @@ _checked_in_this_process = False
 
 
 def read_callback_entry_points_once() -> None:
-    """Lightning's lookup of `lightning.pytorch.callbacks_factory` entry points, cached.
-
-    The factories still run for every Trainer, so each gets callbacks of its own; only
-    the list of installed entry points, which does not change while a process runs, is
-    kept.
-    """
+    """Lightning's lookup of `lightning.pytorch.callbacks_factory` entry points, cached. The
+    factories still run for every Trainer (each gets its own callbacks); only the list of
+    installed entry points, fixed while a process runs, is kept."""
     from lightning.fabric.utilities import registry
 
     if not hasattr(registry.entry_points, "cache_info"):

@@ -1,22 +1,11 @@
-"""A sweep's store writes done by a worker thread, while its trials train.
+"""A sweep's store writes, done by a worker thread while its next trials train.
 
-A sweep whose trials run in its own process (Hydra's basic launcher) opens
-`deferred_writes()` around its trial loop. A `TrainingRun` that finds it open queues its
-writes (params, config, environment, checkpoint, plots, the MLflow model) and its run's end
-instead of making the trial wait for them; one worker thread writes them in order. Nothing
-is lost on the way:
-
-- a run ends only after everything queued for it is written: FINISHED, or FAILED with
-  the error and `error.txt` when a write failed (the writes queued after it are skipped
-  and named in a `not_written` tag), so the registry, which takes FINISHED runs with a
-  model, never registers a half-written one;
-- leaving the block (the sweep's end, Ctrl-C, SIGTERM) waits for the queue; a second
-  interrupt while waiting stops the wait, and each run not yet ended ends KILLED with a
-  `not_written` tag naming what is missing.
-
-Elsewhere (a single run, joblib or Slurm workers) there is no next trial in the process
-to overlap with, and runs write as they go, as before.
-"""
+Under Hydra's basic launcher a sweep opens `deferred_writes()` around its trial loop, and each
+`TrainingRun` queues its writes (params, config, environment, checkpoint, plots, model) and its
+end there. A run ends only once all are written: FINISHED, or FAILED (`error.txt`, the skipped
+writes in a `not_written` tag), so the registry never takes a half-written run. Leaving the block
+waits for the queue; a second Ctrl-C ends each open run KILLED, with a `not_written` tag.
+Elsewhere (a single run, joblib or Slurm workers) runs write as they go."""
 
 from __future__ import annotations
 
@@ -25,19 +14,18 @@ import queue
 import threading
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from src.utils.tracking.store.mlflow_store import end_run
 
 log = logging.getLogger(__name__)
+_ACTIVE: DeferredWriter | None = None  # see active_writer()
 
 
 @dataclass
-class RunWrites:
-    """What the writer knows of one run: its queued writes and how it ends."""
-
+class RunWrites:  # what the writer knows of one run: its queued writes and how it ends
     client: Any
     run_id: str
     pending: list[str] = field(default_factory=list)  # queued, not yet written
@@ -66,19 +54,15 @@ class DeferredWriter:
         """Queue `write` (what it writes: `name`) for `run`."""
         with self._lock:
             run.pending.append(name)
-        self._queue.put(("write", run, name, write))
+        self._queue.put((self._write, run, name, write))
 
     def end(self, run: RunWrites, error: BaseException | None = None, trace: str = "") -> None:
         """Queue the run's end, after its writes: its status follows `error` and them."""
-        self._queue.put(("end", run, error, trace))
+        self._queue.put((self._end, run, error, trace))
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
-            kind, run, *args = item
-            if kind == "write":
-                self._write(run, *args)
-            else:
-                self._end(run, *args)
+            item[0](*item[1:])  # self._write or self._end, with its arguments
 
     def _write(self, run: RunWrites, name: str, write: Callable[[], Any]) -> None:
         if run.failure is None and not run.ended:
@@ -118,10 +102,9 @@ class DeferredWriter:
     def abandon(self, reason: str) -> None:
         """End every run not yet ended KILLED, naming what is missing (after an interrupt)."""
         with self._lock:
-            runs = [run for run in self._runs if not run.ended]
+            runs, self._runs = self._runs, []  # a run leaves the list when it ends
             for run in runs:
                 run.ended = True
-            self._runs.clear()
         for run in runs:
             try:
                 run.client.set_tag(run.run_id, "not_written", ", ".join(run.pending) or "none")
@@ -133,13 +116,8 @@ class DeferredWriter:
 
 
 def _log_error_file(run: RunWrites, trace: str) -> None:
-    try:
+    with suppress(Exception):  # the error tag still says what happened
         run.client.log_text(run.run_id, trace, "error.txt")
-    except Exception:  # noqa: BLE001 - the error tag still says what happened
-        pass
-
-
-_ACTIVE: DeferredWriter | None = None
 
 
 def active_writer() -> DeferredWriter | None:
@@ -155,18 +133,13 @@ def deferred_writes() -> Iterator[DeferredWriter]:
     try:
         yield writer
     except BaseException:
+        if writer._runs:
+            log.warning("Writing the finished trials' results before stopping (Ctrl-C again: skip)")
+        raise
+    finally:
         _ACTIVE = None
-        _drain(writer, interrupted=True)
-        raise
-    _ACTIVE = None
-    _drain(writer, interrupted=False)
-
-
-def _drain(writer: DeferredWriter, interrupted: bool) -> None:
-    if interrupted and writer._runs:
-        log.warning("Writing the finished trials' results before stopping (Ctrl-C again: skip)")
-    try:
-        writer.wait()
-    except KeyboardInterrupt:
-        writer.abandon("interrupted while its results were being written")
-        raise
+        try:
+            writer.wait()
+        except KeyboardInterrupt:
+            writer.abandon("interrupted while its results were being written")
+            raise

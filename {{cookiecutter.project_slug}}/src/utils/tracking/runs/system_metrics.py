@@ -1,10 +1,6 @@
-"""CPU, memory, disk, network and GPU use of a run over time: MLflow's system metrics.
-
-MLflow samples every `interval` seconds in a thread and logs `system/*` metrics (psutil;
-NVIDIA GPUs through nvidia-ml-py when there are any), shown in the run's "System metrics"
-tab. Its monitor publishes only whole intervals, so a run shorter than one interval would
-have none: the samples taken since the last publication are logged when the run stops.
-"""
+"""A run's CPU, memory, disk, network and GPU use over time: MLflow's `system/*` metrics (psutil,
+nvidia-ml-py), sampled in a thread. MLflow publishes only whole intervals, so the samples since
+the last one (all of them in a run shorter than one interval) are logged when the run stops."""
 
 from __future__ import annotations
 
@@ -13,8 +9,7 @@ import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
-# How long stopping may wait for MLflow's sampling thread. Its `finish()` joins without a
-# limit, and a run stopped by a signal must still end (KILLED) rather than wait forever.
+# MLflow's `finish()` joins its sampling thread without a limit; a signalled run must still end.
 STOP_TIMEOUT_S = 10.0
 
 
@@ -50,10 +45,8 @@ class SystemMetrics:
             )
             return
         try:
-            # The samples since the last full interval (all of them in a short run).
-            monitor.collect_metrics()
-            metrics = monitor.aggregate_metrics()
-            if metrics:
+            monitor.collect_metrics()  # since the last whole interval
+            if metrics := monitor.aggregate_metrics():
                 monitor.publish_metrics(metrics)
                 monitor.mlflow_logger.flush()
         except Exception as error:  # noqa: BLE001 - the run's own results matter more

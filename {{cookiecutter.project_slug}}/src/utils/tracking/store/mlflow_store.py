@@ -1,8 +1,7 @@
 """One MLflow store for the whole project: where it is, and opening and closing runs in it.
 
-Tracking URI: $MLFLOW_TRACKING_URI when set (a team server), else the SQLite store
-`logs/mlruns/mlflow.db` with artifacts in `logs/mlruns/artifacts/`, resolved from the
-project root so that training, notebooks and the UI always meet in the same store.
+$MLFLOW_TRACKING_URI when set (a team server), else `logs/mlruns/mlflow.db` with artifacts in
+`logs/mlruns/artifacts/`, from the project root: training, notebooks and the UI meet there.
 """
 
 from __future__ import annotations
@@ -13,9 +12,9 @@ from typing import Any
 from src.utils.paths import MLRUNS_DIR
 from src.utils.tracking.store.sqlite_wal import use_write_ahead_log
 
-# How long a tracking server may take to answer the first request before we give up.
-# MLflow's own client retries for minutes, which looks like a hang.
+# Seconds a tracking server gets to answer; MLflow's own client retries for minutes (a "hang").
 SERVER_CHECK_TIMEOUT_S = 5.0
+_READY_STORES: set[str] = set()  # SQLite stores this process has created or checked
 
 
 class TrackingServerUnreachable(ConnectionError):
@@ -57,11 +56,8 @@ def is_local_store(uri: str) -> bool:
 
 def configure_mlflow(configured_uri: str | None = None) -> str:
     """Point MLflow (fluent API and clients) at the project's store; return the URI.
-
-    Telemetry is off unless the user asked for it: the project runs offline by default
-    and an experiment log should not phone home. Set MLFLOW_DISABLE_TELEMETRY=false to
-    opt in.
-    """
+    Telemetry is off (offline by default; a log should not phone home) unless the user set
+    MLFLOW_DISABLE_TELEMETRY=false."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     uri = tracking_uri(configured_uri)
     if uri.startswith("sqlite:"):
@@ -73,39 +69,26 @@ def configure_mlflow(configured_uri: str | None = None) -> str:
 
     mlflow.set_tracking_uri(uri)
     if uri.startswith("sqlite:") and uri not in _READY_STORES:
-        _create_store_once(uri)
+        # Under a file lock: parallel trials and workers started together on a new project
+        # would race to create the tables ("duplicate column name", "table already exists").
+        from filelock import FileLock
+
+        with FileLock(str(MLRUNS_DIR / ".store.lock")):
+            mlflow.MlflowClient(uri).search_experiments(max_results=1)  # builds the tables once
+        _READY_STORES.add(uri)
     return uri
 
 
-_READY_STORES: set[str] = set()
-
-
-def _create_store_once(uri: str) -> None:
-    """Create (or migrate) a SQLite store under a file lock: parallel trials and sweep
-    workers started together on a new project would otherwise race to create the tables
-    ("duplicate column name", "table already exists")."""
-    from filelock import FileLock
-    from mlflow import MlflowClient
-
-    with FileLock(str(MLRUNS_DIR / ".store.lock")):
-        MlflowClient(uri).search_experiments(max_results=1)  # builds the tables once
-    _READY_STORES.add(uri)
-
-
 def get_or_create_experiment(client: Any, name: str) -> str:
-    """The id of experiment `name`, created with its artifacts under logs/mlruns/artifacts.
-
-    Without an explicit artifact location a local store puts artifacts in ./mlruns of
-    the current directory, which would scatter them across the file system.
-    """
+    """The id of experiment `name`, created with its artifacts under logs/mlruns/artifacts
+    (without an explicit location a local store would put them in ./mlruns of the cwd)."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
-    artifact_location = None
-    if is_local_store(client.tracking_uri):
-        artifact_location = (MLRUNS_DIR / "artifacts" / name).as_uri()
+    local = is_local_store(client.tracking_uri)
+    artifact_location = (MLRUNS_DIR / "artifacts" / name).as_uri() if local else None
     try:
         return client.create_experiment(name, artifact_location=artifact_location)
     except Exception:  # noqa: BLE001 - another trial created it first (parallel sweep)
@@ -121,13 +104,11 @@ def end_run(
     """End a run and return its status: FINISHED; KILLED when stopped (Ctrl-C, SIGTERM,
     sys.exit); FAILED when it raised, or when `failure` says why it failed without raising.
     The `error` tag says what stopped it."""
-    if error is None and failure is None:
-        status = "FINISHED"
-    else:
-        stopped = isinstance(error, KeyboardInterrupt | SystemExit)
-        status = "KILLED" if stopped else "FAILED"
+    failed = error is not None or failure is not None
+    stopped = isinstance(error, KeyboardInterrupt | SystemExit)
+    status = ("KILLED" if stopped else "FAILED") if failed else "FINISHED"
     try:
-        if error is not None or failure is not None:
+        if failed:
             message = failure if error is None else f"{type(error).__name__}: {error}"
             client.set_tag(run_id, "error", message[:5000])
     finally:

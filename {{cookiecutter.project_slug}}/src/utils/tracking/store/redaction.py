@@ -34,10 +34,8 @@ def redact_tree(value: Any, key: str = "") -> Any:
 
 def redact_override(override: str) -> str:
     """`db.password=x` -> `db.password=***`; URL passwords inside any value too."""
-    key, sep, value = override.partition("=")
-    if sep and looks_secret(key):
-        return f"{key}={REDACTED}"
-    return redact_url_credentials(override)
+    key, sep, _ = override.partition("=")
+    return f"{key}={REDACTED}" if sep and looks_secret(key) else redact_url_credentials(override)
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -47,8 +45,6 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             flat.update(flatten_config(value, prefix=f"{name}."))
-        elif looks_secret(str(key)):
-            flat[name] = REDACTED
         else:
-            flat[name] = redact_url_credentials(str(value))
+            flat[name] = REDACTED if looks_secret(str(key)) else redact_url_credentials(str(value))
     return flat

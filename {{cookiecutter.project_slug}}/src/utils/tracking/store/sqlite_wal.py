@@ -1,18 +1,13 @@
 """The project's SQLite stores (logs/mlruns/mlflow.db, logs/optuna.db) in write-ahead-log mode.
 
-In SQLite's default rollback-journal mode every commit creates, syncs and deletes a journal
-file, and a reader (the MLflow UI, optuna-dashboard) blocks the writer ("database is
-locked"). In WAL mode a commit appends to one log file and readers and the writer do not
-block each other; commits stay durable (synchronous=FULL, SQLite's default). A sweep spends
-less of each trial on its store writes: ~0.02 s per trial of a 5-trial sweep, and a new
-store is built ~0.3 s faster (two CPU cores; sweeps as the template's benchmarks/run.py
-runs them, 2026-12-01).
-
-The mode is kept in the database file, so every later reader (the UI, the dashboard, a
-notebook) uses it too. WAL needs every process that opens a database on one machine: on a
-network file system (NFS, SMB, Lustre, ...) a store keeps the rollback journal. A process
-that ends without closing its connections (train.py, see entry_point) first copies the
-log into the database file, so a copy of mlflow.db alone holds every run.
+In the default rollback-journal mode every commit creates, syncs and deletes a journal, and
+a reader (the MLflow UI, optuna-dashboard) blocks the writer ("database is locked"). In WAL
+mode readers and the writer do not block each other and commits stay durable
+(synchronous=FULL). Measured (2 cores, benchmarks/run.py, 2026-12-01): ~0.02 s less per
+trial of a 5-trial sweep, a new store ~0.3 s faster. The mode is kept in the database file,
+so later readers use it too. WAL needs every process on one machine: on a network file
+system a store keeps the rollback journal. At exit the log is copied into the database
+file, so a copy of mlflow.db alone holds every run.
 """
 
 from __future__ import annotations
@@ -25,24 +20,8 @@ from typing import Any
 
 # File system types (/proc/mounts) that are shared between machines.
 NETWORK_FILE_SYSTEMS = frozenset(
-    {
-        "nfs",
-        "nfs4",
-        "cifs",
-        "smb3",
-        "smbfs",
-        "9p",
-        "afs",
-        "ceph",
-        "fuse.ceph",
-        "glusterfs",
-        "fuse.glusterfs",
-        "lustre",
-        "gpfs",
-        "beegfs",
-        "fuse.sshfs",
-        "davfs",
-    }
+    "nfs nfs4 cifs smb3 smbfs 9p afs ceph fuse.ceph glusterfs fuse.glusterfs lustre gpfs "
+    "beegfs fuse.sshfs davfs".split()
 )
 
 _IN_WAL_MODE: set[str] = set()  # databases to checkpoint at exit
