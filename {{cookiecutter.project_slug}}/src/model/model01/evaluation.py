@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
@@ -10,6 +11,9 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from src.model.model01.image_classifier_models import NUM_CLASSES
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # matplotlib's "Blues" end points: an empty cell is near white, the fullest dark blue.
 _EMPTY_RGB = (247, 251, 255)
@@ -111,3 +115,22 @@ def confusion_matrix_image(
     draw.text((grid_middle, top - cell / 2 - 4), "predicted", fill="black", font=font, anchor="md")
     draw.text((left / 3, top + classes * cell / 2), "true", fill="black", font=font, anchor="mm")
     return image
+
+
+def sample_grid_figure(
+    images: torch.Tensor, predicted: torch.Tensor, actual: torch.Tensor, n: int = 24
+) -> Figure:
+    """The first `n` images titled 'predicted (true)'; wrong ones in red."""
+    import matplotlib.pyplot as plt
+
+    shown, columns = min(n, len(images)), 8
+    rows = max(1, -(-shown // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.5))
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index < shown:
+            ax.imshow(images[index].squeeze(0).numpy(), cmap="gray")
+            color = "black" if bool(predicted[index] == actual[index]) else "red"
+            ax.set_title(f"{int(predicted[index])} ({int(actual[index])})", color=color, fontsize=9)
+    figure.tight_layout()
+    return figure

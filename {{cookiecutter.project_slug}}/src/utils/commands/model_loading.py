@@ -20,9 +20,7 @@ from src.utils.tracking.registry import CHAMPION_ALIAS, MODEL_ARTIFACT, best_met
 from src.utils.tracking.store.mlflow_store import configure_mlflow
 
 if TYPE_CHECKING:
-    import pandas as pd
     import torch
-    from matplotlib.figure import Figure
     from mlflow import MlflowClient
     from mlflow.entities import Experiment, Run
 
@@ -166,41 +164,6 @@ def checkpoint_file(run: Run) -> Path:
         run_id=run.info.run_id, artifact_path=CHECKPOINT_ARTIFACT
     )
     return Path(local)
-
-
-def run_table(run: Run) -> pd.DataFrame:
-    """The run's params and latest metrics, one row each: kind, name, value."""
-    import pandas as pd
-
-    rows = [("metric", k, v) for k, v in sorted(run.data.metrics.items())]
-    rows += [("param", k, v) for k, v in sorted(run.data.params.items())]
-    return pd.DataFrame(rows, columns=["kind", "name", "value"]).set_index(["kind", "name"])
-
-
-def run_header(run: Run) -> str:
-    return (
-        f"run {run.info.run_name} ({run.info.run_id}), status {run.info.status}, "
-        f"optimized {run.data.params.get('optimized_metric')}"
-    )
-
-
-def sample_grid_figure(
-    images: torch.Tensor, predicted: torch.Tensor, actual: torch.Tensor, n: int = 24
-) -> Figure:
-    """The first `n` images titled 'predicted (true)'; wrong ones in red."""
-    import matplotlib.pyplot as plt
-
-    shown, columns = min(n, len(images)), 8
-    rows = max(1, -(-shown // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.5))
-    for index, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if index < shown:
-            ax.imshow(images[index].squeeze(0).numpy(), cmap="gray")
-            color = "black" if bool(predicted[index] == actual[index]) else "red"
-            ax.set_title(f"{int(predicted[index])} ({int(actual[index])})", color=color, fontsize=9)
-    figure.tight_layout()
-    return figure
 
 
 def _quote(value: str) -> str:
