@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from server_process import free_port, http_status, started, wait_for
 
-from conftest import run, run_in_a_bare_environment
+from conftest import bake, run, run_in_a_bare_environment
 
 pytestmark = pytest.mark.slow
 
@@ -178,17 +178,16 @@ def test_ui_on_all_interfaces_warns_and_allows_only_this_machines_names(swept_pr
 
 
 def test_ui_without_a_store_says_to_train_first(installed_project, tmp_path):
-    # A copy of the script in an empty project folder: same layout, no logs/mlruns/mlflow.db.
-    empty = tmp_path / "empty_project"
-    (empty / "scripts").mkdir(parents=True)
-    script = empty / "scripts" / "mlflow_ui.sh"
-    script.write_text((installed_project / "scripts" / "mlflow_ui.sh").read_text())
+    # A fresh bake beside the installed one: its own `src` and no logs/mlruns/mlflow.db yet.
+    project = bake(tmp_path / "bake", init_git="no")
     result = run(
-        ["bash", str(script), "--port", str(free_port())], cwd=tmp_path, timeout=60, check=False
+        ui_command(project, "--port", str(free_port())), cwd=tmp_path, timeout=60, check=False
     )
     assert result.returncode == 1
-    assert "no MLflow store at" in result.stderr and "Run training first" in result.stderr
-    assert not (empty / "logs" / "mlruns" / "mlflow.db").exists()
+    db = project / "logs" / "mlruns" / "mlflow.db"
+    assert f"mlflow_ui: error: no MLflow store at {db} yet." in result.stderr
+    assert "Run training first" in result.stderr
+    assert not db.exists()
 
 
 def test_ui_without_mlflow_in_the_environment_says_poetry_install(installed_project, tmp_path):

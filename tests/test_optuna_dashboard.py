@@ -98,7 +98,7 @@ def test_dashboard_serves_the_sweep_study_from_any_directory(swept_project, tmp_
         )
         assert second.returncode == 1
         assert error_lines(second.stderr) == [
-            f"optuna_dashboard.sh: error: port {port} on 127.0.0.1 is already in use "
+            f"optuna_dashboard: error: port {port} on 127.0.0.1 is already in use "
             "(Address already in use)."
         ]
         assert f"--port {port + 1}" in second.stderr
@@ -118,7 +118,7 @@ def test_dashboard_names_the_studies_there_when_asked_for_a_missing_one(swept_pr
     )
     assert result.returncode == 1
     assert error_lines(result.stderr) == [
-        "optuna_dashboard.sh: error: no study named 'model01-nosuchstudy' in "
+        "optuna_dashboard: error: no study named 'model01-nosuchstudy' in "
         f"{study_storage(project)}. Studies there:"
     ]
     for name in names:
@@ -156,7 +156,7 @@ def test_dashboard_refuses_a_project_that_has_not_swept_yet(tmp_path):
     result = run(command, cwd=tmp_path, timeout=60, check=False)
     assert result.returncode == 1
     assert error_lines(result.stderr) == [
-        f"optuna_dashboard.sh: error: no Optuna study storage at {db} yet."
+        f"optuna_dashboard: error: no Optuna study storage at {db} yet."
     ]
     assert "Run a sweep first: poetry run python src/model/model01/train.py -m" in result.stderr
     assert not db.exists()  # looking did not create an empty database
@@ -166,7 +166,7 @@ def test_dashboard_refuses_a_project_that_has_not_swept_yet(tmp_path):
     result = run(command, cwd=tmp_path, timeout=60, check=False)
     assert result.returncode == 1
     assert error_lines(result.stderr) == [
-        f"optuna_dashboard.sh: error: no study in sqlite:///{db} yet."
+        f"optuna_dashboard: error: no study in sqlite:///{db} yet."
     ]
 
     # A file that is not an Optuna storage at all.
@@ -180,8 +180,7 @@ def test_dashboard_refuses_a_project_that_has_not_swept_yet(tmp_path):
     )
     assert result.returncode == 1
     assert error_lines(result.stderr) == [
-        f"optuna_dashboard.sh: error: {other} is not an Optuna study storage "
-        "(no such table: studies)."
+        f"optuna_dashboard: error: {other} is not an Optuna study storage (no such table: studies)."
     ]
 
     result = run(dashboard_command(project, "--storage", "logs/optuna.db"), tmp_path, check=False)
@@ -216,7 +215,7 @@ def test_dashboard_on_a_postgres_storage_hides_its_password(postgres_server, tmp
     # An empty database: nothing to show, and looking did not create Optuna's tables.
     empty = run(dashboard_command(project, "--storage", url), tmp_path, check=False)
     assert empty.returncode == 1
-    assert error_lines(empty.stderr) == [f"optuna_dashboard.sh: error: no study in {shown} yet."]
+    assert error_lines(empty.stderr) == [f"optuna_dashboard: error: no study in {shown} yet."]
     assert password not in empty.stderr + empty.stdout
     engine = sqlalchemy.create_engine(url)
     assert sqlalchemy.inspect(engine).get_table_names() == []

@@ -127,7 +127,7 @@ def test_update_brings_the_template_change_and_keeps_the_users_edits(tool, templ
         "# ",
         "<!-- {{ cookiecutter.project_slug }}: template B -->\n# ",
     )
-    edit(template_repo / PROJECT_DIR / "scripts" / "mlflow_ui.sh", "set -euo", "# B\nset -euo")
+    edit(template_repo / PROJECT_DIR / "scripts" / "mlflow_ui.sh", "\ncd ", "\n# B\ncd ")
     commit_b = commit_all(template_repo, "B")
 
     outdated = cruft(project, "check", check=False)
@@ -140,7 +140,7 @@ def test_update_brings_the_template_change_and_keeps_the_users_edits(tool, templ
 
     diary = (project / "diary" / "README.md").read_text()
     assert diary.startswith("<!-- mnist_experiments: template B -->\n# ")
-    assert "# B\nset -euo" in (project / "scripts" / "mlflow_ui.sh").read_text()
+    assert "\n# B\ncd " in (project / "scripts" / "mlflow_ui.sh").read_text()
     assert "batch_size: 64 " in (project / CONFIG).read_text()
     assert (project / "diary" / "model01.md").read_text() == "# model01\n\nBaseline.\n"
     assert json.loads((project / ".cruft.json").read_text())["commit"] == commit_b

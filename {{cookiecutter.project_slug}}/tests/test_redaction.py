@@ -25,3 +25,12 @@ def test_overrides_are_redacted_too():
     storage = "hydra.sweeper.storage=postgresql://bob:pw@host/db"
     assert redact_override(storage) == f"hydra.sweeper.storage=postgresql://bob:{REDACTED}@host/db"
     assert redact_override("learning_rate=0.001") == "learning_rate=0.001"
+
+
+def test_the_team_logins_settings_are_secret_looking():
+    # scripts/mlflow_server.sh --auth and the clients' login (.env.example)
+    for key in ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_TRACKING_PASSWORD"):
+        assert redact_override(f"+{key}=hunter2") == f"+{key}={REDACTED}"
+    assert flatten_config({"MLFLOW_FLASK_SERVER_SECRET_KEY": "k"}) == {
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": REDACTED
+    }

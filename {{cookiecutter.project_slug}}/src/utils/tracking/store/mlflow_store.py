@@ -7,9 +7,9 @@ $MLFLOW_TRACKING_URI when set (a team server), else `logs/mlruns/mlflow.db` with
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NoReturn
 
-from src.utils.paths import MLRUNS_DIR
+from src.utils.paths import MLRUNS_DIR, PROJECT_ROOT
 from src.utils.tracking.store.sqlite_wal import use_write_ahead_log
 
 # Seconds a tracking server gets to answer; MLflow's own client retries for minutes (a "hang").
@@ -18,27 +18,83 @@ _READY_STORES: set[str] = set()  # SQLite stores this process has created or che
 
 
 class TrackingServerUnreachable(ConnectionError):
-    """MLFLOW_TRACKING_URI points at a server that does not answer."""
+    """MLFLOW_TRACKING_URI points at a server that does not answer, or refuses this login."""
+
+
+def _refuse(message: str) -> NoReturn:
+    """Raise; while a sweep sets up, one message and exit 2 instead (Hydra shows tracebacks)."""
+    from src.utils.user_errors import exit_with_message, in_multirun
+
+    if in_multirun():
+        exit_with_message(message, kind=TrackingServerUnreachable.__name__)
+    raise TrackingServerUnreachable(message)
+
+
+def _get(uri: str, path: str, **params: str) -> Any:
+    """GET MLflow's REST `path` with the login its clients send (MLFLOW_TRACKING_USERNAME)."""
+    import requests
+
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    login = (user, os.environ.get("MLFLOW_TRACKING_PASSWORD", "")) if user else None
+    url = f"{uri.rstrip('/')}/api/{path}"
+    return requests.get(url, params, auth=login, timeout=SERVER_CHECK_TIMEOUT_S)
 
 
 def check_server(uri: str, timeout: float = SERVER_CHECK_TIMEOUT_S) -> None:
-    """Fail within `timeout` seconds with advice when an http(s) tracking server is down."""
+    """Fail within `timeout` seconds with advice when an http(s) tracking server is down or
+    refuses the login (from the environment, else the project's .env)."""
     import urllib.error
     import urllib.request
 
+    from dotenv import dotenv_values
+
+    for key, value in dotenv_values(PROJECT_ROOT / ".env").items():
+        if key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD") and value:
+            os.environ.setdefault(key, value)
     url = uri.rstrip("/") + "/health"
     try:
         with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 - the user's own URI
-            return
+            pass
     except urllib.error.HTTPError:
-        return  # it answered: an auth error or a proxy's 404 is MLflow's to report
+        pass  # it answered: an auth error or a proxy's 404 is MLflow's to report
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise TrackingServerUnreachable(
+        _refuse(
             f"The MLflow tracking server at {uri} (MLFLOW_TRACKING_URI) did not answer within "
             f"{timeout:.0f} s ({reason}). Start the server, or unset "
             "MLFLOW_TRACKING_URI to log into this project's logs/mlruns"
-        ) from None
+        )
+    if _get(uri, "2.0/mlflow/users/current").status_code == 401:
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        login = f"refused the login of '{user}' (wrong or changed password)" if user else ""
+        _refuse(
+            f"The MLflow tracking server at {uri} {login or 'asks for a login'}: set "
+            "MLFLOW_TRACKING_USERNAME and _PASSWORD (environment or .env) to your account there"
+        )
+
+
+def _check_can_write(uri: str, name: str) -> None:
+    """Stop before any run when MLflow's login lets this user only read the experiment."""
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if not uri.startswith("http") or not user:
+        return
+    me = _get(uri, "2.0/mlflow/users/current")
+    if me.status_code != 200 or me.json()["user"]["is_admin"]:
+        return  # a server without the login, or an admin
+    found = _get(uri, "2.0/mlflow/experiments/get-by-name", experiment_name=name)
+    if found.status_code == 404:
+        return  # a new experiment: its creator may manage it
+    permission = "NO_PERMISSIONS"  # 403: it may not even read the experiment
+    if found.ok:
+        experiment = found.json()["experiment"]["experiment_id"]
+        query = {"username": user, "resource_type": "experiment", "resource_id": experiment}
+        permission = _get(uri, "3.0/mlflow/users/permissions/get", **query).json()["permission"]
+    if permission not in ("EDIT", "MANAGE"):
+        _refuse(
+            f"User '{user}' has {permission} on experiment '{name}' at {uri}; training needs "
+            f"EDIT: ask the server's admin (scripts/mlflow_users.sh grant {user} EDIT "
+            f"--experiment {name})"
+        )
 
 
 def default_tracking_uri() -> str:
@@ -82,6 +138,7 @@ def configure_mlflow(configured_uri: str | None = None) -> str:
 def get_or_create_experiment(client: Any, name: str) -> str:
     """The id of experiment `name`, created with its artifacts under logs/mlruns/artifacts
     (without an explicit location a local store would put them in ./mlruns of the cwd)."""
+    _check_can_write(client.tracking_uri, name)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
