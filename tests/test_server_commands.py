@@ -133,6 +133,17 @@ def test_the_login_refuses_no_default_or_short_admin_password(project, tmp_path)
         admin = "mlflow_server: error: the login's admin 'admin'"
         assert result.stderr.startswith(f"{admin}: MLFLOW_AUTH_ADMIN_PASSWORD {problem}.")
         assert "--no-auth" in result.stderr and "Traceback" not in result.stderr
+    with socket.socket() as taken:  # --no-auth: the warning, then a busy port stops it
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        args = ["--host", "0.0.0.0", "--no-auth", "--port", port, "--env-file", str(env_file)]
+        open_bind = script(project, "mlflow_server", *args)
+    assert "WARNING: --host 0.0.0.0 serves the server to every machine" in open_bind.stderr
+    assert "with no login: anyone who can connect can read and delete every run" in (
+        open_bind.stderr
+    )
+    assert f"port {port} on 0.0.0.0 is already in use" in open_bind.stderr
     env_file.write_text("MLFLOW_AUTH_ADMIN_PASSWORD=long-enough-password\n")
     bad = script(project, "mlflow_server", "--auth", "--env-file", str(env_file),
                  MLFLOW_AUTH_DEFAULT_PERMISSION="ALL")  # fmt: skip

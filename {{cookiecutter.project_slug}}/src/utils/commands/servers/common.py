@@ -80,8 +80,14 @@ def load_env_file(path: Path | None) -> None:
 
 
 def listen(host: str, port: int, what: str, risk: str = "") -> str:
-    """Stop at once when `host:port` is taken (not with a server's traceback later), warn
-    who can reach a server without a login (`risk`) beyond loopback; the URL to print."""
+    """Warn who can reach a server without a login (`risk`) beyond loopback; stop at once
+    when `host:port` is taken (not with a server's traceback later); the URL to print."""
+    if risk and host not in LOOPBACK:
+        say(
+            f"WARNING: --host {host} serves {what} to every machine that can reach this one "
+            f"on port {port}, with no login: anyone who can connect can {risk}. Use it on a "
+            f"trusted network only, or tunnel: ssh -L {port}:127.0.0.1:{port} <this machine>"
+        )
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         if sys.platform != "win32":  # there SO_REUSEADDR would bind a port in use
             # The servers bind with SO_REUSEADDR too: only a live listener counts as in use.
@@ -95,12 +101,6 @@ def listen(host: str, port: int, what: str, risk: str = "") -> str:
                 f"port {port} on {host} is already in use ({error.strerror}).\n"
                 f"Is {what} running there already? Pick a free port: --port {port + 1}"
             ) from None
-    if risk and host not in LOOPBACK:
-        say(
-            f"WARNING: --host {host} serves {what} to every machine that can reach this one "
-            f"on port {port}, with no login: anyone who can connect can {risk}. Use it on a "
-            f"trusted network only, or tunnel: ssh -L {port}:127.0.0.1:{port} <this machine>"
-        )
     return f"http://{socket.gethostname() if host in ('0.0.0.0', '::') else host}:{port}"
 
 
