@@ -14,12 +14,15 @@ from src.utils.paths import PROJECT_ROOT
 from src.utils.tracking.store.redaction import redact_override
 
 # Which process owns a run or trial (see stale_runs): a RUNNING one whose owner is gone
-# can never finish.
-HOST_TAG, PID_TAG = "process.host", "process.pid"
+# can never finish. The start time tells a reused process id from the owner.
+HOST_TAG, PID_TAG, STARTED_TAG = "process.host", "process.pid", "process.started"
 
 
 def owner_tags() -> dict[str, str]:
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    import psutil
+
+    started = f"{psutil.Process().create_time():.0f}"
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), STARTED_TAG: started}
 
 
 def git_tags(root: Path = PROJECT_ROOT) -> dict[str, str]:

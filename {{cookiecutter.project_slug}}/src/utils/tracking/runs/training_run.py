@@ -11,6 +11,7 @@ next one starts, while params, config, environment, checkpoint, plots and model 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import time
 import traceback
@@ -44,6 +45,7 @@ from src.utils.tracking.store.mlflow_store import (
     get_or_create_experiment,
 )
 from src.utils.tracking.store.redaction import flatten_config, redact_override, redact_tree
+from src.utils.training.resume import checkpoint_dir
 
 # Keys the sweeper fills in; they describe the run, they are not hyperparameters.
 _SWEEPER_OVERRIDE_PREFIX = "sweep."
@@ -101,7 +103,8 @@ class RunOwnedMLFlowLogger(MLFlowLogger):
 class TrainingRun:
     """Create, log into and close one MLflow run for a training job."""
 
-    def __init__(self, cfg: DictConfig, *, entry_point: str, model_kind: str) -> None:
+    def __init__(self, cfg: DictConfig, entry_point: str, model_kind: str, resume: Any = None):
+        """`resume`: a training.resume.ResumePoint, whose run this one continues."""
         from mlflow import MlflowClient
 
         self._experiment_name = cfg.experiment_name
@@ -144,9 +147,16 @@ class TrainingRun:
         )
         self._system_metrics: SystemMetrics | None = None
         self._last_metrics: list[Any] = []  # see log_metrics
+        self._resume = resume
 
     def __enter__(self) -> TrainingRun:
-        self.run_id = self._adopt_or_create(self._project_run, self.run_name, self._tags)
+        if self._resume is not None:
+            self.run_id = self._reopen(self._resume)
+        else:
+            self.run_id = self._adopt_or_create(self._project_run, self.run_name, self._tags)
+        # best.ckpt and last.ckpt (train.py), deleted when the run ends FINISHED: the best
+        # one is in MLflow by then, and a finished run is not resumed.
+        self.checkpoint_dir = checkpoint_dir(self._experiment_name, self.run_id)
         if self._writer is not None:
             self._writes = self._writer.open_run(self.client, self.run_id)
         # From here on the run exists: a signal or an error before the `with` body starts
@@ -176,8 +186,28 @@ class TrainingRun:
             raise
         return self
 
+    def _reopen(self, point: Any) -> str:
+        """The killed run back to RUNNING, tagged with when and how often it was resumed."""
+        from mlflow.entities import RunTag
+
+        run = self.client.get_run(point.run_id)
+        self.run_name = run.info.run_name
+        tags = {k: v for k, v in self._tags.items() if k.startswith(("process.", "mlflow.parent"))}
+        tags.update(
+            resumed=str(point.times + 1), resumed_at=datetime.now().isoformat("T", "seconds")
+        )
+        self.client.update_run(point.run_id, status="RUNNING")
+        self.client.log_batch(point.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        for stale in ("error", "killed_reason"):
+            if stale in run.data.tags:
+                self.client.delete_tag(point.run_id, stale)
+        return point.run_id
+
     def _log_params(self) -> None:
         from mlflow.entities import Param
+
+        if self._resume is not None:
+            return  # logged when the run started; MLflow refuses to change a param
 
         # `mlflow run` may have logged its -P parameters into the adopted run already.
         logged = self.client.get_run(self.run_id).data.params if self._project_run else {}
@@ -258,6 +288,9 @@ class TrainingRun:
             pruned_tags = {"pruned": "true", "pruned_at_epoch": str(epoch)}
             exc_type, exc, tb = None, None, None
         trace = "".join(traceback.format_exception(exc_type, exc, tb)) if exc else ""
+        if exc is None:  # after the best one's upload
+            folder = self.checkpoint_dir
+            self._submit("local checkpoints", lambda: shutil.rmtree(folder, ignore_errors=True))
         if self._writes is not None:
             if pruned_tags:
                 self._submit("pruned tags", lambda: self._log_tags(pruned_tags))

@@ -1,45 +1,51 @@
 """Find work left RUNNING by a sweep that was killed hard (SIGKILL, power loss).
 
-Every trial and MLflow run records the host and process id that owns it. Something still
-RUNNING whose owner is on this host but no longer alive can never finish: its Optuna trial
-is marked FAILED and its MLflow run KILLED, so resumed sweeps and the UI tell the truth.
-Work owned by other hosts (a shared study) is left alone: we cannot see their processes.
+Every trial and MLflow run records the host, process id and start time of the process that
+owns it. Something still RUNNING whose owner is on this host but no longer alive (or whose
+id now belongs to a newer process) can never finish: every run, sweep and UI start marks
+such MLflow runs KILLED and says how to continue them, so the UI tells the truth. Work
+owned by other hosts (a shared study) is left alone: we cannot see their processes.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from typing import Any
 
 import optuna
 
 from src.utils.interrupts import interrupt_safe
-from src.utils.tracking.runs.tags import HOST_TAG, PID_TAG
+from src.utils.tracking.runs.tags import HOST_TAG, PID_TAG, STARTED_TAG
 from src.utils.tracking.store.mlflow_store import configure_mlflow
 
 log = logging.getLogger(__name__)
 
 
-def is_dead_here(host: str | None, pid: str | int | None) -> bool:
-    """True when `pid` ran on this host and no such process exists any more."""
+def is_dead_here(host: str | None, pid: str | int | None, started: str | None = None) -> bool:
+    """True when `pid` ran on this host and is gone, or is now another process."""
+    import psutil
+
     if host != socket.gethostname() or pid is None:
         return False
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+        now = psutil.Process(int(pid)).create_time()
+    except psutil.NoSuchProcess:
         return True
-    except (PermissionError, ValueError):
+    except (psutil.Error, ValueError):
         return False
-    return False
+    return started is not None and abs(now - float(started)) > 1.5
+
+
+def owner_is_dead(tags: dict[str, str]) -> bool:
+    return is_dead_here(tags.get(HOST_TAG), tags.get(PID_TAG), tags.get(STARTED_TAG))
 
 
 def fail_dead_trials(study: optuna.Study) -> int:
     """Mark RUNNING trials whose sweep process died as FAILED; return how many."""
     count = 0
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if is_dead_here(trial.user_attrs.get(HOST_TAG), trial.user_attrs.get(PID_TAG)):
+        if owner_is_dead(trial.user_attrs):
             study._storage.set_trial_user_attr(trial._trial_id, "error", "its sweep was killed")
             study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
             count += 1
@@ -59,10 +65,15 @@ def kill_dead_runs(cfg: Any) -> int:
     )
     count = 0
     for run in running:
-        if is_dead_here(run.data.tags.get(HOST_TAG), run.data.tags.get(PID_TAG)):
-            client.set_tag(run.info.run_id, "killed_reason", "its process is gone (killed sweep)")
+        if owner_is_dead(run.data.tags):
+            client.set_tag(run.info.run_id, "killed_reason", "its process is gone (killed)")
             client.set_terminated(run.info.run_id, "KILLED")
             count += 1
-    if count:
-        log.warning(f"Marked {count} MLflow run(s) left RUNNING by a killed process as KILLED")
+            how = "run the same sweep command again"
+            if "trial_number" not in run.data.tags and "run_kind" not in run.data.tags:
+                how = f"python {run.data.tags.get('mlflow.source.name')} resume={run.info.run_id}"
+            log.warning(
+                f"Run {run.info.run_name} ({run.info.run_id}) was left RUNNING by a killed "
+                f"process: marked KILLED. To continue it: {how}"
+            )
     return count

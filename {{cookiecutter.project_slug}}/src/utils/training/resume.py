@@ -1,0 +1,217 @@
+"""Continue a killed run where it stopped: its last epoch, its MLflow run, its config.
+
+- Every run keeps `last.ckpt` (the last finished epoch: model, optimizer, loops, callbacks)
+  beside `best.ckpt` in logs/lightning/<experiment>/<run id>/, both written atomically;
+  the folder is deleted when the run ends FINISHED (the best one is in MLflow).
+- Lightning restores all of that but no random number generator, and where a process
+  starts changes what the data loaders draw from them (measured). So each epoch shuffles
+  with a generator seeded by (seed, epoch) (`EpochShuffle`) and reseeds the global ones
+  (dropout) when it starts: epoch 4 trains the same whether the process started at 1 or 4.
+- `resume=<run id>` (or `last`) runs with the run's own overrides, kept in its checkpoint,
+  then this command's: `resume=last trainer.max_epochs=10` trains on for longer.
+- A sweep trial launched again (a re-run sweep, a requeued Slurm job) finds its own run by
+  study and trial number and continues it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch.utils.data import RandomSampler
+
+from src.utils.paths import LIGHTNING_LOGS_DIR
+from src.utils.tracking.store import stale_runs
+from src.utils.tracking.store.mlflow_store import configure_mlflow
+from src.utils.training.distributed import RUN_ID_ENV, is_rank_zero
+
+_SAVED = "resume"  # the checkpoint's entry: the job's overrides and its model config
+
+
+class ResumeError(ValueError):
+    """`resume=` names a run that cannot be continued; the message says why and what to do."""
+
+
+def checkpoint_dir(experiment: str, run_id: str) -> Path:
+    return LIGHTNING_LOGS_DIR / experiment / run_id
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (int(seed) * 1_000_003 + int(epoch)) % 2**32
+
+
+class EpochShuffle(RandomSampler):
+    """A random order of the data that depends on (seed, epoch) only (Lightning sets the
+    epoch); under DDP Lightning swaps it for its DistributedSampler, which does the same."""
+
+    def __init__(self, data: Any, seed: int) -> None:
+        super().__init__(data)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Any:
+        self.generator = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
+        return super().__iter__()
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """`last.ckpt` after every epoch (Lightning's `save_last` skips the epochs that were not
+    the best), with the job's overrides; the global generators reseeded per epoch."""
+
+    def __init__(self, dirpath: Path, cfg: DictConfig, resume: ResumePoint | None) -> None:
+        super().__init__(dirpath=dirpath, filename="last", enable_version_counter=False)
+        self.seed = cfg.seed
+        overrides = resume.overrides if resume else _job_overrides()
+        self.saved = {"overrides": overrides, "model": OmegaConf.to_container(cfg.model)}
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        seed = _epoch_seed(self.seed, trainer.current_epoch)
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict) -> None:
+        checkpoint[_SAVED] = self.saved
+
+
+@dataclass
+class ResumePoint:
+    """The run to continue, its last.ckpt (None: killed before its first epoch ended)."""
+
+    run_id: str
+    checkpoint: Path | None
+    times: int  # how often it was resumed before
+    overrides: list[str] | None = None  # resume=...: the run's, then this command's
+
+
+def resume_point(cfg: DictConfig) -> tuple[DictConfig, ResumePoint | None]:
+    """The config and run to continue for `resume=...` or a sweep's re-run trial, else
+    (cfg, None). Runs of the experiment whose process died are marked KILLED (after the
+    checks: a bad `resume=` writes nothing)."""
+    trial = cfg.sweep.trial_number is not None
+    if cfg.get("resume") is None and not trial:
+        if is_rank_zero():
+            stale_runs.kill_dead_runs(cfg)
+        return cfg, None
+    from mlflow import MlflowClient
+
+    client = MlflowClient(configure_mlflow(cfg.mlflow.tracking_uri))
+    experiment = client.get_experiment_by_name(cfg.experiment_name)
+    if trial:  # the sweeper marked dead runs KILLED; its own overrides are the trial's
+        run = experiment and _trial_run(client, experiment.experiment_id, cfg.sweep)
+        if run is None:
+            return cfg, None
+    elif not is_rank_zero():  # DDP: continue the run rank 0 chose and reopened
+        run = client.get_run(os.environ[RUN_ID_ENV])
+    else:
+        run = _named_run(client, experiment, str(cfg.resume), cfg.experiment_name)
+    path = checkpoint_dir(cfg.experiment_name, run.info.run_id) / "last.ckpt"
+    times = int(run.data.tags.get("resumed", 0))
+    point = ResumePoint(run.info.run_id, path if path.exists() else None, times)
+    if not trial:
+        if point.checkpoint is None:
+            raise ResumeError(
+                f"resume={cfg.resume}: run {run.info.run_id} has no {path} (it stopped before "
+                "its first epoch ended, or the file was deleted): start a new run instead"
+            )
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)[_SAVED]
+        cfg, point.overrides = _with_run_overrides(saved["overrides"], run.info.run_id)
+        changed = [
+            f"model.{key}: {saved['model'].get(key)} -> {value}"
+            for key, value in OmegaConf.to_container(cfg.model).items()
+            if saved["model"].get(key) != value
+        ]
+        if changed:
+            raise ResumeError(
+                f"resume={run.info.run_id}: the model no longer matches its checkpoint "
+                f"({'; '.join(changed)}): undo the change (config file or override) or "
+                "start a new run"
+            )
+        if is_rank_zero():
+            stale_runs.kill_dead_runs(cfg)
+    return cfg, point
+
+
+def _trial_run(client: Any, experiment_id: str, sweep: Any) -> Any:
+    runs = client.search_runs(
+        [experiment_id],
+        f"tags.study_name = '{sweep.study_name}' and tags.trial_number = "
+        f"'{sweep.trial_number}' and attributes.status != 'FINISHED'",
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def _named_run(client: Any, experiment: Any, wanted: str, name: str) -> Any:
+    """The run `resume=<wanted>` names; ResumeError (exit 2) when it cannot be continued."""
+    from mlflow.exceptions import MlflowException
+
+    def unfinished(run: Any) -> bool:
+        return run.info.status != "RUNNING" or stale_runs.owner_is_dead(run.data.tags)
+
+    if wanted == "last":
+        runs = experiment and client.search_runs(
+            [experiment.experiment_id],
+            "attributes.status != 'FINISHED'",
+            max_results=200,
+            order_by=["attributes.start_time DESC"],
+        )
+        for run in runs or []:
+            if "trial_number" not in run.data.tags and "run_kind" not in run.data.tags:
+                if unfinished(run):  # sweep runs aside: the sweep command continues them
+                    return run
+        raise ResumeError(f"resume=last: experiment {name} has no unfinished run to continue")
+    try:
+        run = client.get_run(wanted)
+    except MlflowException:
+        missing = f"resume={wanted}: no run with this id in {client.tracking_uri}"
+        raise ResumeError(missing) from None
+    where = f"resume={wanted}: run {run.info.run_name}"
+    if experiment is None or run.info.experiment_id != experiment.experiment_id:
+        other = client.get_experiment(run.info.experiment_id).name
+        raise ResumeError(
+            f"{where} belongs to experiment {other}, not {name}: continue it with that "
+            "experiment's train.py"
+        )
+    if "trial_number" in run.data.tags:
+        raise ResumeError(
+            f"{where} is a trial of sweep {run.data.tags.get('study_name')}: run the same "
+            "sweep command again to continue it"
+        )
+    if run.info.status == "FINISHED":
+        raise ResumeError(
+            f"{where} has FINISHED, there is nothing to continue (start a new run, e.g. "
+            "with a larger trainer.max_epochs)"
+        )
+    if not unfinished(run):
+        raise ResumeError(f"{where} is still running (process {run.data.tags.get('process.pid')})")
+    return run
+
+
+def _job_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def _with_run_overrides(saved: list[str], run_id: str) -> tuple[DictConfig, list[str]]:
+    """The config composed from the run's overrides, then this command's (resume aside)."""
+    from hydra import compose
+    from hydra.core.hydra_config import HydraConfig
+
+    given = [o for o in _job_overrides() if not o.startswith("resume=")]
+    keys = {o.split("=", 1)[0] for o in given}
+    kept = [o for o in saved if o.split("=", 1)[0] not in keys]
+    cfg = compose(HydraConfig.get().job.config_name, overrides=[*kept, *given])
+    with open_dict(cfg):
+        cfg.resume = run_id
+    return cfg, [*kept, *given]
