@@ -168,9 +168,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         metric = OmegaConf.select(self.config, "optimized_metric")
         if metric and len(directions) == 1 and study.metric_names is None:
             study.set_metric_names([metric])  # Optuna Dashboard's plots say val/acc
-        revived = stale_runs.fail_dead_trials(study)
+        revived = stale_runs.requeue_dead_trials(study)
         if revived:
-            log.warning(f"Marked {revived} trial(s) left RUNNING by a killed sweep as FAILED")
+            log.warning(f"Continuing trial(s) {revived}, left RUNNING by a killed sweep")
         done = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
         seed = OmegaConf.select(self.sampler_config, "seed")
         partial = OmegaConf.select(self.sampler_config, "_partial_", default=False)

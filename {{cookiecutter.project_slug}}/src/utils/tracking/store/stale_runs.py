@@ -14,6 +14,7 @@ import socket
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from src.utils.interrupts import interrupt_safe
 from src.utils.tracking.runs.tags import HOST_TAG, PID_TAG, STARTED_TAG
@@ -41,15 +42,17 @@ def owner_is_dead(tags: dict[str, str]) -> bool:
     return is_dead_here(tags.get(HOST_TAG), tags.get(PID_TAG), tags.get(STARTED_TAG))
 
 
-def fail_dead_trials(study: optuna.Study) -> int:
-    """Mark RUNNING trials whose sweep process died as FAILED; return how many."""
-    count = 0
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+def requeue_dead_trials(study: optuna.Study) -> list[int]:
+    """Put RUNNING trials whose sweep process died back in the study's queue (WAITING):
+    the sweep's next `ask` takes them, params, intermediate values and all, and the trial
+    continues its MLflow run from its last checkpoint. Taking a WAITING trial is atomic,
+    so of several workers on one study one continues it."""
+    numbers = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if owner_is_dead(trial.user_attrs):
-            study._storage.set_trial_user_attr(trial._trial_id, "error", "its sweep was killed")
-            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-            count += 1
-    return count
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+            numbers.append(trial.number)
+    return numbers
 
 
 def kill_dead_runs(cfg: Any) -> int:
