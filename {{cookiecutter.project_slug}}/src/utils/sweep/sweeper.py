@@ -1,22 +1,15 @@
-"""Hydra's Optuna sweeper, with the trial loop this project needs around it.
-
-Same config keys as the stock `hydra-optuna-sweeper`; on top of it this sweeper
-- names the study `<experiment>-<hash of the search space>`, so re-running the same sweep
-  resumes its study and a different search space starts a new one;
-- counts `n_trials` in total: a re-run only runs the trials still missing;
-- reseeds the sampler by the number of trials already in the study, so a resumed sweep
-  does not propose its first points again;
-- prunes: each epoch a trial reports `optimized_metric` to its Optuna trial, and the
-  `pruner` (any `optuna.pruners.*`; null: none) stops one that lags behind earlier trials;
-  a pruned trial is PRUNED in Optuna, never a failure (see pruning.py);
-- keeps going when a trial fails (the trial is FAILED in Optuna and MLflow) until more than
-  `max_failure_rate` of this invocation's trials have failed, and stops at once on a config
-  error, which every trial would repeat; ends with a summary, not a traceback;
-- on Ctrl-C or SIGTERM marks the running trials FAILED (never left RUNNING) and the parent
-  run KILLED; at start, marks trials and runs left RUNNING by a killed sweep as dead;
-- opens one MLflow parent run per invocation (`sweep-<study>`), tells every trial its number,
-  study and parent through the `sweep.*` config keys, and logs the study's summary, plots
-  and champion model to the parent at the end.
+"""Hydra's Optuna sweeper (same config keys, plus `pruner`) with this project's trial loop:
+- the study is `<experiment>-<hash of the search space>` and `n_trials` counts in total, so
+  the same command again resumes the study and runs only the missing trials; the sampler is
+  reseeded by trial number (no repeated startup points, no twins among workers);
+- each epoch a trial reports `optimized_metric`; the `pruner` may stop it (PRUNED, never a
+  failure; see pruning.py);
+- a failed trial is FAILED in Optuna and MLflow and the sweep goes on, up to
+  `max_failure_rate`; a config error stops it at once; it ends with a summary;
+- Ctrl-C or SIGTERM: running trials FAILED, the parent run KILLED; a trial left RUNNING by a
+  killed sweep is continued by the next one (see stale_runs and training/resume.py);
+- one MLflow parent run per invocation (`sweep-<study>`) gets the study's summary, plots
+  and champion model; trials learn their number, study and parent from `sweep.*` keys.
 """
 
 from __future__ import annotations
@@ -42,7 +35,7 @@ from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from src.utils.interrupts import interrupts_deferred, sigterm_as_interrupt
 from src.utils.sweep.pruning import instantiate_pruner, share_study
@@ -117,8 +110,8 @@ def _pruned(job: JobReturn) -> optuna.TrialPruned | None:
 
 
 class _ExperimentSweeperImpl(OptunaSweeperImpl):
-    def __init__(self, sampler_config: Any, *args: Any, pruner_config: Any = None) -> None:
-        super().__init__(_instantiate_sampler(sampler_config), *args)
+    def __init__(self, sampler_config: Any, pruner_config: Any, **keys: Any) -> None:
+        super().__init__(_instantiate_sampler(sampler_config), **keys)
         self.sampler_config = sampler_config
         self.pruner_config = pruner_config
         self.parent_run_id: str | None = None
@@ -171,14 +164,15 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         revived = stale_runs.requeue_dead_trials(study)
         if revived:
             log.warning(f"Continuing trial(s) {revived}, left RUNNING by a killed sweep")
-        done = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+        if study.trials:  # the same seed would re-propose the first sweep's startup points
+            self._reseed(study, len(study.trials))
+        return study, len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+
+    def _reseed(self, study: optuna.Study, offset: int) -> None:
         seed = OmegaConf.select(self.sampler_config, "seed")
-        partial = OmegaConf.select(self.sampler_config, "_partial_", default=False)
-        if seed is not None and study.trials and not partial:
-            # The same seed would re-propose the first sweep's startup points.
-            reseeded = OmegaConf.merge(self.sampler_config, {"seed": int(seed) + len(study.trials)})
+        if seed is not None and not OmegaConf.select(self.sampler_config, "_partial_"):
+            reseeded = OmegaConf.merge(self.sampler_config, {"seed": int(seed) + offset})
             study.sampler = _instantiate_sampler(reseeded)
-        return study, done
 
     def sweep(self, arguments: list[str]) -> None:
         from src.utils.console import quiet_third_party_noise
@@ -295,15 +289,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
     def _run_trials_refilling(
         self, study: optuna.Study, to_run: int, space: tuple[dict, dict, list[str]]
     ) -> list[tuple[int, str]]:
-        """Keep n_jobs trials in flight: a trial that ends (pruned, say) is replaced at once.
-
-        A launcher returns when every job of its batch has ended, so with batches a pruned
-        trial's worker would wait for the slowest trial of its batch (Hydra issue 1954).
-        Here each trial is a batch of one, launched from its own thread; the launcher's
-        workers (joblib's process pool, submitit jobs) run them side by side. The basic
-        launcher runs trials in this process, where only the main thread gets Ctrl-C: it
-        keeps the batch loop above.
-        """
+        """Keep n_jobs trials in flight: one that ends (pruned, say) is replaced at once,
+        not after its batch's slowest (Hydra issue 1954). Each trial is a batch of one,
+        launched from its own thread (joblib workers, submitit jobs)."""
         from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
         failures: list[tuple[int, str]] = []
@@ -350,31 +338,22 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         # never ask beyond n_trials finished or running trials in the study. Alone, this
         # changes nothing: the study then holds only this sweep's trials.
         taken = len(study.get_trials(deepcopy=False, states=(*FINISHED_STATES, RUNNING)))
-        if min(remaining, self.n_trials - taken) <= 0:
-            log.info(f"The study has its {self.n_trials} trials (other workers ran the rest)")
-            return []
         with interrupts_deferred():  # a trial half-created in the storage would stay RUNNING
             trials = [study.ask() for _ in range(min(count, remaining, self.n_trials - taken))]
             trials = self._without_surplus(study, trials)
         if not trials:
             log.info(f"The study has its {self.n_trials} trials (other workers ran the rest)")
             return []
-        seed = OmegaConf.select(self.sampler_config, "seed")
-        partial = OmegaConf.select(self.sampler_config, "_partial_", default=False)
-        if seed is not None and not partial:
-            # Seeded by trial number: workers started together on one study would
-            # otherwise propose the same points; alone, runs stay repeatable.
-            reseeded = OmegaConf.merge(self.sampler_config, {"seed": int(seed) + trials[0].number})
-            study.sampler = _instantiate_sampler(reseeded)
+        # By trial number: workers started together on one study would otherwise propose
+        # the same points; alone, runs stay repeatable.
+        self._reseed(study, trials[0].number)
         return trials
 
     def _without_surplus(
         self, study: optuna.Study, trials: list[optuna.trial.Trial]
     ) -> list[optuna.trial.Trial]:
-        """`trials` less those beyond n_trials: two workers that counted the study at the
-        same moment may both have asked for its last trial. The lower trial numbers win;
-        a surplus trial is told FAIL, tagged `surplus`, and never runs (FAIL trials do not
-        count towards n_trials, so a resumed sweep is not affected)."""
+        """`trials` less those beyond n_trials (two workers may both ask for the last one):
+        the lower numbers win; a surplus trial is told FAIL, tagged `surplus`, never run."""
         if all(t.number < self.n_trials for t in trials):
             return trials  # at most number + 1 counted trials up to it: none is surplus
         counted = study.get_trials(deepcopy=False, states=(*FINISHED_STATES, RUNNING))
@@ -470,14 +449,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
 
 
 def _stop_joblib_workers(running: Any) -> None:
-    """Stop joblib's worker processes, as an interrupted joblib.Parallel does itself.
-
-    Their trials run in other threads' Parallel calls, which an interrupt of this thread
-    does not reach. Ctrl-C in a terminal reaches the workers too, and they end their runs
-    KILLED; a SIGTERM to the sweep alone does not, so the workers still running after a
-    grace period get the terminal's SIGINT, then are killed: a worker left running would
-    train on for a trial already told FAILED.
-    """
+    """Stop joblib's workers, as an interrupted joblib.Parallel does: a SIGTERM to the sweep
+    alone does not reach them, so those still running after a grace period get SIGINT (they
+    end their runs KILLED), then are killed; else they train on for trials told FAILED."""
     import os
     import signal
     from concurrent.futures import wait
@@ -502,15 +476,11 @@ def _stop_joblib_workers(running: Any) -> None:
 def _return_freed_memory() -> None:
     """Free a finished trial's objects and hand the heap pages back to the OS.
 
-    The trial's Trainer, model, optimizer and data loaders refer to each other in cycles,
-    which only the cyclic collector frees, and it rarely runs a full collection: the tensors
-    of up to three earlier trials (~40 MB) were still alive while the next one trained.
-    Collected here, every trial starts from the same heap; what survives is frozen like the
-    stack's import-time objects, so the next trial's collection walks only that trial's
-    objects (~0.12 s for the first, a few ms after). A 5-trial sweep peaks ~30 MB lower.
-    glibc keeps freed pages for later allocations, and the next trial's tensors land beside
-    them: a 5-trial sweep peaked ~45 MB higher without the trim (benchmarks/run.py).
-    """
+    A trial's Trainer, model and loaders form cycles the collector rarely reaches: up to
+    three earlier trials' tensors (~40 MB) stayed alive. Collected and frozen here, each
+    trial starts from the same heap and the next collection walks only its own objects; the
+    trim hands glibc's freed pages back. A 5-trial sweep peaks ~30 + ~45 MB lower
+    (benchmarks/run.py)."""
     gc.collect()
     gc.freeze()
     try:
@@ -540,33 +510,10 @@ def _summary(failures: list[tuple[int, str]], planned: int, reason: str) -> str:
 
 
 class ExperimentSweeper(OptunaSweeper):
-    """Drop-in replacement for `hydra_plugins...OptunaSweeper` (same config keys)."""
+    """Drop-in replacement for `hydra_plugins...OptunaSweeper` (its keys, plus `pruner`)."""
 
-    def __init__(
-        self,
-        sampler: Any,
-        direction: Any,
-        storage: Any | None,
-        study_name: str | None,
-        n_trials: int,
-        n_jobs: int,
-        max_failure_rate: float,
-        custom_search_space: str | None,
-        params: DictConfig | None,
-        pruner: Any | None = None,
-    ) -> None:
-        self.sweeper = _ExperimentSweeperImpl(
-            sampler,
-            direction,
-            storage,
-            study_name,
-            n_trials,
-            n_jobs,
-            max_failure_rate,
-            custom_search_space,
-            params,
-            pruner_config=pruner,
-        )
+    def __init__(self, sampler: Any, pruner: Any | None = None, **keys: Any) -> None:
+        self.sweeper = _ExperimentSweeperImpl(sampler, pruner, **keys)
 
 
 @dataclass

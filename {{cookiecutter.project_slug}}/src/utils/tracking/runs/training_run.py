@@ -52,13 +52,9 @@ _SWEEPER_OVERRIDE_PREFIX = "sweep."
 
 
 class RunOwnedMLFlowLogger(MLFlowLogger):
-    """Lightning's MLflow logger for a run that `TrainingRun` creates, writes and ends.
-
-    Lightning would end the run after `fit` and again after `test`, marking it FINISHED
-    before the test metrics, checkpoint and model are logged (and costing two store round
-    trips each time); the run ends once, when the `with TrainingRun` block does. In a sweep
-    its metrics go through the sweep's writer thread like the run's other writes.
-    """
+    """Lightning's MLflow logger for a run that `TrainingRun` creates, writes and ends (once:
+    Lightning would end it FINISHED after `fit` and `test`, before the test metrics, the
+    checkpoint and the model). In a sweep its metrics go through the writer thread."""
 
     def __init__(
         self,
@@ -107,10 +103,9 @@ class TrainingRun:
         """`resume`: a training.resume.ResumePoint, whose run this one continues."""
         from mlflow import MlflowClient
 
-        self._experiment_name = cfg.experiment_name
-        sweep = cfg.sweep
+        self._experiment_name, sweep, self._resume = cfg.experiment_name, cfg.sweep, resume
         # `mlflow run` (MLproject) made a run for this process; sweep trials get their own.
-        project_run = mlflow_project_run() if sweep.trial_number is None else None
+        self._project_run = mlflow_project_run() if sweep.trial_number is None else None
         self.uri = configure_mlflow(cfg.mlflow.tracking_uri)
         self.client = interrupt_safe(MlflowClient(self.uri))
         self.experiment_id = get_or_create_experiment(self.client, cfg.experiment_name)
@@ -118,11 +113,10 @@ class TrainingRun:
         script = Path(entry_point).resolve()  # the train.py: tagged relative to the project
         if script.is_relative_to(PROJECT_ROOT):
             entry_point = script.relative_to(PROJECT_ROOT).as_posix()
-        if sweep.trial_number is not None:
-            run_name = f"trial-{int(sweep.trial_number):03d}"
-        else:
-            run_name = f"run-{datetime.now():%Y%m%d-%H%M%S}"
-        tags = run_tags(
+        trial = sweep.trial_number
+        now = f"run-{datetime.now():%Y%m%d-%H%M%S}"
+        self.run_name = now if trial is None else f"trial-{int(trial):03d}"
+        self._tags = run_tags(
             entry_point=entry_point,
             overrides=[o for o in overrides if not o.startswith(_SWEEPER_OVERRIDE_PREFIX)],
             model_kind=model_kind,
@@ -131,9 +125,6 @@ class TrainingRun:
             parent_run_id=sweep.parent_run_id,
             extra=cfg.mlflow.tags,
         )
-        self.run_name = run_name
-        self._project_run = project_run
-        self._tags = tags
         self._resolved = OmegaConf.to_container(cfg, resolve=True)
         # What is written to the store never holds credentials (see redaction).
         self._resolved_yaml = OmegaConf.to_yaml(OmegaConf.create(redact_tree(self._resolved)))
@@ -142,12 +133,9 @@ class TrainingRun:
         # The sweep's writer thread, when there is one (see deferred).
         self._writer = active_writer()
         self._writes: RunWrites | None = None
-        self._system_metrics_interval = (
-            float(cfg.mlflow.system_metrics_interval) if cfg.mlflow.system_metrics else None
-        )
-        self._system_metrics: SystemMetrics | None = None
+        every = cfg.mlflow.system_metrics and float(cfg.mlflow.system_metrics_interval)
+        self._system_metrics_interval, self._system_metrics = every or None, None
         self._last_metrics: list[Any] = []  # see log_metrics
-        self._resume = resume
 
     def __enter__(self) -> TrainingRun:
         if self._resume is not None:
@@ -188,19 +176,15 @@ class TrainingRun:
 
     def _reopen(self, point: Any) -> str:
         """The killed run back to RUNNING, tagged with when and how often it was resumed."""
-        from mlflow.entities import RunTag
-
         run = self.client.get_run(point.run_id)
         self.run_name = run.info.run_name
         tags = {k: v for k, v in self._tags.items() if k.startswith(("process.", "mlflow.parent"))}
-        tags.update(
-            resumed=str(point.times + 1), resumed_at=datetime.now().isoformat("T", "seconds")
-        )
+        tags.update(resumed=str(point.times + 1), resumed_at=f"{datetime.now():%Y-%m-%dT%H:%M:%S}")
         self.client.update_run(point.run_id, status="RUNNING")
-        self.client.log_batch(point.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-        for stale in ("error", "killed_reason"):
-            if stale in run.data.tags:
-                self.client.delete_tag(point.run_id, stale)
+        self.run_id = point.run_id
+        self._log_tags(tags)
+        for stale in {"error", "killed_reason"} & set(run.data.tags):
+            self.client.delete_tag(point.run_id, stale)
         return point.run_id
 
     def _log_params(self) -> None:
@@ -365,12 +349,7 @@ class TrainingRun:
         inputs = []
         for name, path, digest, context in (
             (dataset_manifest["stage"], dataset_config["data_dir"], dataset_digest, "source"),
-            (
-                manifest["stage"],
-                manifest.get("folder", ""),
-                feature_digest,
-                "train",
-            ),
+            (manifest["stage"], manifest.get("folder", ""), feature_digest, "train"),
         ):
             with warnings.catch_warnings():
                 # MLflow registers the local-file source class twice and warns it "can be
@@ -383,12 +362,9 @@ class TrainingRun:
         self.client.log_inputs(self.run_id, datasets=inputs)
 
     def log_pytorch_model(self, model: torch.nn.Module, input_example: torch.Tensor) -> None:
-        """Log `model` as an MLflow pytorch model with signature and input example.
-
-        Pickle format on purpose: MLflow 3.14+ defaults to `pt2` (torch.export), which
-        loads back as a GraphModule rather than this class. Requirements are given, not
-        inferred, because inference re-imports the model in a subprocess (seconds).
-        """
+        """Log `model` as an MLflow pytorch model with signature and input example; pickled
+        (MLflow's `pt2` loads back as a GraphModule), requirements given, not inferred (a
+        subprocess re-imports the model: seconds)."""
         model = model.eval()
         example = input_example.detach().cpu().clone()  # not a view that keeps the test set
         linked = self._last_metrics
@@ -397,14 +373,9 @@ class TrainingRun:
     def _save_model(self, model: torch.nn.Module, example: torch.Tensor, linked: list[Any]) -> None:
         """The LoggedModel `runs:/<run_id>/model` resolves to, written with MlflowClient.
 
-        `mlflow.pytorch.log_model` does the same and more, per trial: it opens the run
-        through the fluent API (and ends it), reads every param and, to link metrics to the
-        model, every metric's whole history back from the store. Without that a sweep
-        process spends ~60 ms less CPU per 1-batch trial (measured on two cores), CPU the
-        next trial's training wants. Here the model gets this run's params,
-        source tags and the metrics logged last (the test pass's), and the load-back check
-        runs once per model class and process.
-        """
+        `mlflow.pytorch.log_model` also opens and ends the run through the fluent API and
+        reads every param and metric history back: ~60 ms more CPU per 1-batch trial (two
+        cores). Here the model gets the run's params, source tags and last metrics."""
         import mlflow
         from mlflow.entities import LoggedModelOutput, Metric
         from mlflow.models import Model, infer_signature
@@ -472,13 +443,9 @@ class TrainingRun:
 
 @contextlib.contextmanager
 def _no_requirement_scan() -> Iterator[None]:
-    """Skip MLflow's check of the model's requirements against the installed packages.
-
-    The requirements are this environment's own versions, so the check cannot find a
-    mismatch; it maps every installed distribution's modules, on saving and again on the
-    serving-input check's reload (seconds per trial on two cores, measured by the
-    template's benchmarks/run.py). Loading the model elsewhere still checks.
-    """
+    """Skip MLflow's check of the model's requirements against the installed packages: they
+    are this environment's own versions, and the check maps every installed distribution's
+    modules (seconds per trial, benchmarks/run.py). Loading elsewhere still checks."""
     import mlflow.pyfunc
     from mlflow.utils import environment as mlflow_environment
 
@@ -499,12 +466,8 @@ _SERVING_CHECKED: set[type] = set()
 
 
 def _check_serving_once(model_class: type, path: Path, example: torch.Tensor) -> None:
-    """Load a saved model back as `mlflow models serve` does (pyfunc) and predict its input
-    example; warn, as MLflow's log_model does, if that fails.
-
-    ~80 ms of CPU (measured on two cores) while the next trial trains; every trial of a
-    sweep logs the same class, so the first one's check says all there is to say.
-    """
+    """Load a saved model back as `mlflow models serve` does and predict its input example;
+    warn, as MLflow does, if that fails. Once per class: ~80 ms of CPU each (two cores)."""
     import logging
 
     import mlflow.pyfunc
