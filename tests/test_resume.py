@@ -95,7 +95,7 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_as_if_never_stopped(
         ([mine, "resume=0123456789abcdef"], "resume=0123456789abcdef: no run with this id"),
         ([mine, f"resume={uninterrupted.info.run_id}"], "has FINISHED, there is nothing to"),
         ([mine, f"resume={killed}", "model.channels=16"], "model.channels: 32 -> 16"),
-        ([f"resume={killed}"], "belongs to experiment resumed, not model01: continue it with"),
+        ([f"resume={killed}"], "belongs to experiment resumed, not model01: use that"),
     ]
     for args, message in bad:
         refused = run([*TRAIN, *args], cwd=project, check=False)

@@ -1,12 +1,8 @@
 """SIGTERM and SIGINT as Ctrl-C, so a stopped run or sweep ends KILLED instead of vanishing,
-and never in the middle of a write to the MLflow or Optuna database.
-
-A KeyboardInterrupt raised inside SQLAlchemy while a SQLite transaction is open can leave
-that connection holding the database's write lock: every later write of the process then
-waits 20 s and fails ("database is locked"), ending the run KILLED included, so the run
-stays RUNNING (measured: one Ctrl-C in 40 during per-step metric logging). Writes made
-through `interrupt_safe` objects delay the interrupt until they are done (milliseconds);
-a second signal during the same write interrupts at once.
+and never in the middle of a database write: a KeyboardInterrupt inside an open SQLite
+transaction can keep its write lock, and every later write (ending the run KILLED
+included) fails after 20 s (measured: one Ctrl-C in 40). Writes through `interrupt_safe`
+objects delay the interrupt until done; a second signal during one interrupts at once.
 """
 
 from __future__ import annotations

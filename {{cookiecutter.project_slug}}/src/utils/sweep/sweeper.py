@@ -22,6 +22,7 @@ import hashlib
 import logging
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         from src.utils.sweep.parent_run import SweepParentRun
 
         quiet_third_party_noise()
+        _quiet_slurm(self.launcher)
         use_write_ahead_log()  # before the study's storage opens its first connection
         self._process_searchspace_config()
         space = self._parse_sweeper_params_config() + list(arguments)
@@ -471,6 +473,21 @@ def _stop_joblib_workers(running: Any) -> None:
                 pass
         wait(running, timeout=15)
     executor.shutdown(wait=False, kill_workers=True)
+
+
+def _quiet_slurm(launcher: Any) -> None:
+    """Where Slurm is installed, Lightning hints at srun in every trial run outside it (in
+    this process); without accounting (no slurmdbd) submitit's status poll, sacct, fails
+    three times a poll, aloud. Jobs' ends are seen from their result files all the same."""
+    warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
+    if type(launcher).__name__ == "SlurmLauncher":
+        import subprocess
+
+        from submitit.slurm.slurm import SlurmInfoWatcher
+
+        probe = subprocess.run(["sacct", "-n", "-j", "1"], capture_output=True, check=False)
+        if probe.returncode != 0:
+            SlurmInfoWatcher._make_command = lambda self: None  # type: ignore[method-assign]
 
 
 def _return_freed_memory() -> None:

@@ -1,16 +1,14 @@
 """Continue a killed run where it stopped: its last epoch, its MLflow run, its config.
 
-- Every run keeps `last.ckpt` (the last finished epoch: model, optimizer, loops, callbacks)
+- Every run keeps `last.ckpt` (model, optimizer, loops, callbacks after the last epoch)
   beside `best.ckpt` in logs/lightning/<experiment>/<run id>/, both written atomically;
-  the folder is deleted when the run ends FINISHED (the best one is in MLflow).
-- Lightning restores all of that but no random number generator, and where a process
-  starts changes what the data loaders draw from them (measured). So each epoch shuffles
-  with a generator seeded by (seed, epoch) (`EpochShuffle`) and reseeds the global ones
-  (dropout) when it starts: epoch 4 trains the same whether the process started at 1 or 4.
-- `resume=<run id>` (or `last`) runs with the run's own overrides, kept in its checkpoint,
-  then this command's: `resume=last trainer.max_epochs=10` trains on for longer.
-- A sweep trial launched again (a re-run sweep, a requeued Slurm job) finds its own run by
-  study and trial number and continues it.
+  the folder goes when the run ends FINISHED (the best one is in MLflow by then).
+- Lightning restores no random generator, so each epoch shuffles by (seed, epoch) and
+  reseeds the global generators (dropout): epoch 4 trains the same, resumed or not.
+- `resume=<run id>|last` composes the run's own overrides (kept in its checkpoint), then
+  this command's: `resume=last trainer.max_epochs=10` trains on for longer.
+- A sweep trial launched again (re-run sweep, requeued Slurm job) finds its run by study
+  and trial number.
 """
 
 from __future__ import annotations
@@ -85,10 +83,8 @@ class LastCheckpoint(ModelCheckpoint):
 
 @dataclass
 class ResumePoint:
-    """The run to continue, its last.ckpt (None: killed before its first epoch ended)."""
-
     run_id: str
-    checkpoint: Path | None
+    checkpoint: Path | None  # its last.ckpt; None: killed before its first epoch ended
     times: int  # how often it was resumed before
     overrides: list[str] | None = None  # resume=...: the run's, then this command's
 
@@ -107,9 +103,14 @@ def resume_point(cfg: DictConfig) -> tuple[DictConfig, ResumePoint | None]:
     client = MlflowClient(configure_mlflow(cfg.mlflow.tracking_uri))
     experiment = client.get_experiment_by_name(cfg.experiment_name)
     if trial:  # the sweeper marked dead runs KILLED; its own overrides are the trial's
-        run = experiment and _trial_run(client, experiment.experiment_id, cfg.sweep)
-        if run is None:
+        found = experiment and client.search_runs(
+            [experiment.experiment_id],
+            f"tags.study_name = '{cfg.sweep.study_name}' and tags.trial_number = "
+            f"'{cfg.sweep.trial_number}' and attributes.status != 'FINISHED'",
+        )
+        if not found:
             return cfg, None
+        run = found[0]
     elif not is_rank_zero():  # DDP: continue the run rank 0 chose and reopened
         run = client.get_run(os.environ[RUN_ID_ENV])
     else:
@@ -141,16 +142,6 @@ def resume_point(cfg: DictConfig) -> tuple[DictConfig, ResumePoint | None]:
     return cfg, point
 
 
-def _trial_run(client: Any, experiment_id: str, sweep: Any) -> Any:
-    runs = client.search_runs(
-        [experiment_id],
-        f"tags.study_name = '{sweep.study_name}' and tags.trial_number = "
-        f"'{sweep.trial_number}' and attributes.status != 'FINISHED'",
-        max_results=1,
-    )
-    return runs[0] if runs else None
-
-
 def _named_run(client: Any, experiment: Any, wanted: str, name: str) -> Any:
     """The run `resume=<wanted>` names; ResumeError (exit 2) when it cannot be continued."""
     from mlflow.exceptions import MlflowException
@@ -175,25 +166,18 @@ def _named_run(client: Any, experiment: Any, wanted: str, name: str) -> Any:
     except MlflowException:
         missing = f"resume={wanted}: no run with this id in {client.tracking_uri}"
         raise ResumeError(missing) from None
-    where = f"resume={wanted}: run {run.info.run_name}"
+    tags, problem = run.data.tags, None
     if experiment is None or run.info.experiment_id != experiment.experiment_id:
         other = client.get_experiment(run.info.experiment_id).name
-        raise ResumeError(
-            f"{where} belongs to experiment {other}, not {name}: continue it with that "
-            "experiment's train.py"
-        )
-    if "trial_number" in run.data.tags:
-        raise ResumeError(
-            f"{where} is a trial of sweep {run.data.tags.get('study_name')}: run the same "
-            "sweep command again to continue it"
-        )
-    if run.info.status == "FINISHED":
-        raise ResumeError(
-            f"{where} has FINISHED, there is nothing to continue (start a new run, e.g. "
-            "with a larger trainer.max_epochs)"
-        )
-    if not unfinished(run):
-        raise ResumeError(f"{where} is still running (process {run.data.tags.get('process.pid')})")
+        problem = f"belongs to experiment {other}, not {name}: use that experiment's train.py"
+    elif "trial_number" in tags:
+        problem = f"is a trial of sweep {tags.get('study_name')}: run that sweep again"
+    elif run.info.status == "FINISHED":
+        problem = "has FINISHED, there is nothing to continue (start a new run instead)"
+    elif not unfinished(run):
+        problem = f"is still running (process {tags.get('process.pid')})"
+    if problem:
+        raise ResumeError(f"resume={wanted}: run {run.info.run_name} {problem}")
     return run
 
 

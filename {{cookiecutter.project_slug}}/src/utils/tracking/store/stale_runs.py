@@ -23,23 +23,20 @@ from src.utils.tracking.store.mlflow_store import configure_mlflow
 log = logging.getLogger(__name__)
 
 
-def is_dead_here(host: str | None, pid: str | int | None, started: str | None = None) -> bool:
-    """True when `pid` ran on this host and is gone, or is now another process."""
+def owner_is_dead(tags: dict[str, str]) -> bool:
+    """True when the owner ran on this host and is gone, or its pid is another process's."""
     import psutil
 
-    if host != socket.gethostname() or pid is None:
+    if tags.get(HOST_TAG) != socket.gethostname() or tags.get(PID_TAG) is None:
         return False
     try:
-        now = psutil.Process(int(pid)).create_time()
+        now = psutil.Process(int(tags[PID_TAG])).create_time()
     except psutil.NoSuchProcess:
         return True
     except (psutil.Error, ValueError):
         return False
+    started = tags.get(STARTED_TAG)
     return started is not None and abs(now - float(started)) > 1.5
-
-
-def owner_is_dead(tags: dict[str, str]) -> bool:
-    return is_dead_here(tags.get(HOST_TAG), tags.get(PID_TAG), tags.get(STARTED_TAG))
 
 
 def requeue_dead_trials(study: optuna.Study) -> list[int]:
