@@ -232,16 +232,13 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             SweepParentRun(self.config, self.study_name, arguments) as parent,
         ):
             self.parent_run_id = parent.run_id
-            # What the set-up made (Hydra's config, the study, the stores, the parent run)
-            # lives as long as the sweep: frozen like the imports, the first trial's
-            # collection skips its ~300,000 objects (~85 ms). Unreachable among them were
-            # ~1,000 small objects, which stay allocated until the process exits.
+            # The set-up's ~300,000 objects live as long as the sweep: frozen like the
+            # imports, the first trial's collection skips them (~85 ms).
             gc.freeze()
             with deferred_writes() if in_process else contextlib.nullcontext() as writer:
                 try:
-                    failures = self._run_trials(
-                        study, to_run, distributions, fixed_params, fixed_overrides
-                    )
+                    space = (distributions, fixed_params, fixed_overrides)
+                    failures = self._run_trials(study, to_run, space)
                 except SweepStopped as stopped:
                     parent.failure = str(stopped)
                     failures = []
@@ -257,15 +254,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             log.error(parent.failure)
             raise SystemExit(1)
 
-    def _run_trials(
-        self,
-        study: optuna.Study,
-        to_run: int,
-        distributions: dict,
-        fixed_params: dict,
-        fixed_overrides: list[str],
-    ) -> list[tuple[int, str]]:
-        space = (distributions, fixed_params, fixed_overrides)
+    def _run_trials(self, study: optuna.Study, to_run: int, space: tuple) -> list[tuple[int, str]]:
         if self.n_jobs > 1 and not isinstance(self.launcher, BasicLauncher):
             return self._run_trials_refilling(study, to_run, space)
         failures: list[tuple[int, str]] = []
@@ -288,9 +277,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             self._check_failures(failures, to_run)
         return failures
 
-    def _run_trials_refilling(
-        self, study: optuna.Study, to_run: int, space: tuple[dict, dict, list[str]]
-    ) -> list[tuple[int, str]]:
+    def _run_trials_refilling(self, study: optuna.Study, to_run: int, space: tuple) -> list:
         """Keep n_jobs trials in flight: one that ends (pruned, say) is replaced at once,
         not after its batch's slowest (Hydra issue 1954). Each trial is a batch of one,
         launched from its own thread (joblib workers, submitit jobs)."""
@@ -369,13 +356,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return kept
 
-    def _record(
-        self,
-        study: optuna.Study,
-        trial: optuna.trial.Trial,
-        job: JobReturn,
-        failures: list[tuple[int, str]],
-    ) -> None:
+    def _record(self, study: optuna.Study, trial: Any, job: JobReturn, failures: list) -> None:
         message = self._tell(study, trial, job)
         if message is None and (pruned := _pruned(job)) is not None:
             log.info(f"Trial {trial.number} pruned: {pruned}")
@@ -442,12 +423,8 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         best = study.best_trial
         log.info(f"Best parameters: {best.params}")
         log.info(f"Best value: {best.value}")
-        OmegaConf.save(
-            OmegaConf.create(
-                {"name": "optuna", "best_params": best.params, "best_value": best.value}
-            ),
-            sweep_dir / "optimization_results.yaml",
-        )
+        result = {"name": "optuna", "best_params": best.params, "best_value": best.value}
+        OmegaConf.save(OmegaConf.create(result), sweep_dir / "optimization_results.yaml")
 
 
 def _stop_joblib_workers(running: Any) -> None:
@@ -535,28 +512,18 @@ class ExperimentSweeper(OptunaSweeper):
 
 @dataclass
 class ExperimentSweeperConf(OptunaSweeperConf):
-    """The stock sweeper's config keys plus `pruner`."""
-
     _target_: str = "src.utils.sweep.sweeper.ExperimentSweeper"
     # An optuna.pruners.* config by _target_; None: never prune.
     pruner: Any | None = None
 
 
 def register_sweeper() -> None:
-    """Make `hydra/sweeper: experiment` and its sweeper class known to Hydra.
-
-    Hydra instantiates only sweepers it has registered; ours lives in the project rather
-    than in a `hydra_plugins` package, so it is registered by hand, with a config schema
-    that adds `pruner` to the stock sweeper's keys (the stock schema rejects unknown keys).
-    """
+    """Make `hydra/sweeper: experiment` known to Hydra: it instantiates registered sweepers
+    only, and ours is not in a `hydra_plugins` package; its schema adds `pruner`."""
     from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
 
     Plugins.instance().register(ExperimentSweeper)
     ConfigStore.instance().store(
-        group="hydra/sweeper",
-        name="experiment",
-        node=ExperimentSweeperConf,
-        provider="project",
-        replace=True,
+        "experiment", ExperimentSweeperConf, "hydra/sweeper", provider="project", replace=True
     )

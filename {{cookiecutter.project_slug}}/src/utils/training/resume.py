@@ -68,7 +68,7 @@ class LastCheckpoint(ModelCheckpoint):
     def __init__(self, dirpath: Path, cfg: DictConfig, resume: ResumePoint | None) -> None:
         super().__init__(dirpath=dirpath, filename="last", enable_version_counter=False)
         self.seed = cfg.seed
-        overrides = resume.overrides if resume else _job_overrides()
+        overrides = resume.overrides if resume else job_overrides()
         self.saved = {"overrides": overrides, "model": OmegaConf.to_container(cfg.model)}
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
@@ -181,7 +181,8 @@ def _named_run(client: Any, experiment: Any, wanted: str, name: str) -> Any:
     return run
 
 
-def _job_overrides() -> list[str]:
+def job_overrides() -> list[str]:
+    """The overrides Hydra applied to this job (empty outside Hydra)."""
     from hydra.core.hydra_config import HydraConfig
 
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
@@ -192,7 +193,7 @@ def _with_run_overrides(saved: list[str], run_id: str) -> tuple[DictConfig, list
     from hydra import compose
     from hydra.core.hydra_config import HydraConfig
 
-    given = [o for o in _job_overrides() if not o.startswith("resume=")]
+    given = [o for o in job_overrides() if not o.startswith("resume=")]
     keys = {o.split("=", 1)[0] for o in given}
     kept = [o for o in saved if o.split("=", 1)[0] not in keys]
     cfg = compose(HydraConfig.get().job.config_name, overrides=[*kept, *given])

@@ -45,7 +45,7 @@ from src.utils.tracking.store.mlflow_store import (
     get_or_create_experiment,
 )
 from src.utils.tracking.store.redaction import flatten_config, redact_override, redact_tree
-from src.utils.training.resume import checkpoint_dir
+from src.utils.training.resume import checkpoint_dir, job_overrides
 
 # Keys the sweeper fills in; they describe the run, they are not hyperparameters.
 _SWEEPER_OVERRIDE_PREFIX = "sweep."
@@ -109,7 +109,7 @@ class TrainingRun:
         self.uri = configure_mlflow(cfg.mlflow.tracking_uri)
         self.client = interrupt_safe(MlflowClient(self.uri))
         self.experiment_id = get_or_create_experiment(self.client, cfg.experiment_name)
-        overrides = _job_overrides()
+        overrides = job_overrides()
         script = Path(entry_point).resolve()  # the train.py: tagged relative to the project
         if script.is_relative_to(PROJECT_ROOT):
             entry_point = script.relative_to(PROJECT_ROOT).as_posix()
@@ -200,15 +200,9 @@ class TrainingRun:
         for start in range(0, len(params), 100):  # MLflow's batch limit
             self.client.log_batch(self.run_id, params=params[start : start + 100])
 
-    def _adopt_or_create(
-        self, project_run: MlflowProjectRun | None, run_name: str, tags: dict[str, str]
-    ) -> str:
-        """A new run; under `mlflow run`, possibly the run that `mlflow run` made.
-
-        One run when `mlflow run` logs into this store and this experiment; a child of its
-        run when it logs into this store under another experiment; otherwise (its default
-        ./mlflow.db) a run of our own, linked to its run by tags.
-        """
+    def _adopt_or_create(self, project_run: MlflowProjectRun | None, run_name: str, tags: dict):
+        """A new run; under `mlflow run`, the run it made when it logs into this store and
+        experiment, else a child of it (this store) or a run linked to it by tags."""
         from mlflow.entities import RunTag
 
         if project_run is not None:
@@ -243,12 +237,7 @@ class TrainingRun:
         self._submit("env tags", lambda: self.client.log_batch(self.run_id, tags=tags))
         self.log_text(installed_packages(), "environment/requirements.txt")
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         try:
             if self._system_metrics is not None:
                 # Its last sample is a store write like the others: in a sweep, the writer
@@ -258,12 +247,7 @@ class TrainingRun:
             self._end(exc_type, exc, tb)
         return False
 
-    def _end(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _end(self, exc_type: Any, exc: BaseException | None, tb: TracebackType | None) -> None:
         # A sweep's pruner stopped the trial: a decision, not an error. The run keeps what it
         # logged and ends FINISHED, tagged so the UI can filter pruned trials out.
         pruned_tags: dict[str, str] = {}
@@ -312,16 +296,13 @@ class TrainingRun:
         self._submit(", ".join(metrics), lambda: self.client.log_batch(self.run_id, metrics=batch))
 
     def log_image(self, image: Any, artifact_file: str) -> None:
-        def write() -> None:
-            self.client.log_image(self.run_id, image, artifact_file=artifact_file)
-
-        self._submit(artifact_file, write)
+        write = self.client.log_image
+        self._submit(artifact_file, lambda: write(self.run_id, image, artifact_file=artifact_file))
 
     def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
-        def write() -> None:
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
-
-        self._submit(f"{artifact_path or '.'}/{Path(path).name}", write)
+        write = self.client.log_artifact
+        name = f"{artifact_path or '.'}/{Path(path).name}"
+        self._submit(name, lambda: write(self.run_id, str(path), artifact_path))
 
     def log_data_versions(self, dataset_config: Any, features: Any) -> None:
         """Which dataset and feature versions trained this run: hashes as tags, the
@@ -482,12 +463,3 @@ def _check_serving_once(model_class: type, path: Path, example: torch.Tensor) ->
             f"The logged {model_class.__name__} did not predict its input example when "
             f"loaded back, so `mlflow models serve` may fail on it: {error}"
         )
-
-
-def _job_overrides() -> list[str]:
-    """The overrides Hydra applied to this job (empty outside Hydra)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return []
-    return list(HydraConfig.get().overrides.task)
