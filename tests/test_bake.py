@@ -117,6 +117,7 @@ EXPECTED_FILES = {
     "src/utils/training/distributed.py",
     "src/utils/training/guards.py",
     "src/utils/training/job.py",
+    "src/utils/training/resume.py",
     "src/utils/training/settings.py",
     "src/utils/user_errors.py",
     "tests/conftest.py",
