@@ -111,6 +111,7 @@ EXPECTED_FILES = {
     "src/utils/tracking/store/mlflow_store.py",
     "src/utils/sweep/parent_run.py",
     "src/utils/tracking/runs/system_metrics.py",
+    "src/utils/tracking/runs/resume.py",
     "src/utils/tracking/runs/tags.py",
     "src/utils/training/__init__.py",
     "src/utils/training/checkpoint_io.py",

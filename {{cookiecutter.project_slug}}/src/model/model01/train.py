@@ -24,16 +24,17 @@ from src.feature.feature01.mnist_datamodule import MNISTDataModule
 from src.model.model01.config_schema import ConfigError, validate_train_config
 from src.model.model01.evaluation import confusion_matrix_image, score_test_set
 from src.model.model01.image_classifier_models import ImageClassifier
-from src.utils.paths import metric_direction
+from src.utils.paths import LIGHTNING_LOGS_DIR, metric_direction
 from src.utils.sweep.pruning import trial_pruning
 from src.utils.sweep.sweeper import register_sweeper
+from src.utils.tracking.runs.resume import ResumeError, resume_point
 from src.utils.tracking.runs.training_run import TrainingRun
 from src.utils.tracking.store.mlflow_store import TrackingServerUnreachable
 from src.utils.training.checkpoint_io import LocalCheckpointIO
 from src.utils.training.distributed import OtherRankRun, is_rank_zero, launched_ranks
 from src.utils.training.guards import NonFiniteLossError, StopOnNonFiniteLoss
 from src.utils.training.job import print_run_summary, training_job
-from src.utils.training.resume import LastCheckpoint, ResumeError, checkpoint_dir, resume_point
+from src.utils.training.resume import LastCheckpoint
 from src.utils.training.settings import config_callbacks, trainer_settings
 
 # Mistakes a user can fix: shown as one message, not a traceback (see user_errors);
@@ -73,7 +74,7 @@ def train(cfg: DictConfig) -> float:
         launched_ranks(run.run_id, trainer_settings(cfg), __file__) as settings,
     ):
         run.log_data_versions(datamodule.dataset_config, features)
-        folder = checkpoint_dir(cfg.experiment_name, run.run_id)  # best.ckpt and last.ckpt
+        folder = LIGHTNING_LOGS_DIR / cfg.experiment_name / run.run_id  # best and last.ckpt
         mode = metric_direction(cfg.optimized_metric, "min", "max")
         checkpoint = ModelCheckpoint(folder, "best", monitor=cfg.optimized_metric, mode=mode)
         # A sweep trial reports optimized_metric each epoch; the pruner may stop it there

@@ -21,7 +21,6 @@ from omegaconf import DictConfig, OmegaConf
 from optuna_integration import PyTorchLightningPruningCallback
 
 from src.utils.interrupts import interrupts_deferred
-from src.utils.training.distributed import is_rank_zero
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +132,7 @@ def _pruning_setting() -> dict[str, Any] | None:
     from hydra.core.hydra_config import HydraConfig
 
     inherited = os.environ.get(PRUNING_ENV)
-    if not is_rank_zero() and inherited is not None:
+    if not _is_rank_zero() and inherited is not None:
         return json.loads(inherited)
     if not HydraConfig.initialized():
         return None
@@ -143,6 +142,14 @@ def _pruning_setting() -> dict[str, Any] | None:
         "pruner": None if pruner is None else OmegaConf.to_container(pruner, resolve=True),
         "storage": OmegaConf.select(sweeper, "storage", default=None),
     }
-    if is_rank_zero():
+    if _is_rank_zero():
         os.environ[PRUNING_ENV] = json.dumps(setting)
     return setting
+
+
+def _is_rank_zero() -> bool:
+    """Global rank 0 (or no DDP), from the launchers' environment, before a Trainer exists."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if os.environ.get(key):
+            return int(os.environ[key]) == 0 and int(os.environ.get("NODE_RANK") or 0) == 0
+    return int(os.environ.get("NODE_RANK") or 0) == 0

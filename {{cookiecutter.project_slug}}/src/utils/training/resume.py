@@ -1,44 +1,24 @@
-"""Continue a killed run where it stopped: its last epoch, its MLflow run, its config.
+"""A run that can be continued where it stopped, as Lightning trains it.
 
-- Every run keeps `last.ckpt` (model, optimizer, loops, callbacks after the last epoch)
-  beside `best.ckpt` in logs/lightning/<experiment>/<run id>/, both written atomically;
-  the folder goes when the run ends FINISHED (the best one is in MLflow by then).
-- Lightning restores no random generator, so each epoch shuffles by (seed, epoch) and
-  reseeds the global generators (dropout): epoch 4 trains the same, resumed or not.
-- `resume=<run id>|last` composes the run's own overrides (kept in its checkpoint), then
-  this command's: `resume=last trainer.max_epochs=10` trains on for longer.
-- A sweep trial launched again (re-run sweep, requeued Slurm job) finds its run by study
-  and trial number.
+- `LastCheckpoint` writes `last.ckpt` (model, optimizer, loops, callbacks after the last
+  epoch) beside `best.ckpt` (atomically, see checkpoint_io), with the job's overrides and
+  model config; tracking/runs/resume.py finds a killed run's and continues it.
+- Lightning restores no random generator, so each epoch shuffles by (seed, epoch)
+  (`EpochShuffle`) and reseeds the global generators (dropout): epoch 4 trains the same,
+  resumed or not.
 """
 
 from __future__ import annotations
 
-import os
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import RandomSampler
-
-from src.utils.paths import LIGHTNING_LOGS_DIR
-from src.utils.tracking.store import stale_runs
-from src.utils.tracking.store.mlflow_store import configure_mlflow
-from src.utils.training.distributed import RUN_ID_ENV, is_rank_zero
-
-_SAVED = "resume"  # the checkpoint's entry: the job's overrides and its model config
-
-
-class ResumeError(ValueError):
-    """`resume=` names a run that cannot be continued; the message says why and what to do."""
-
-
-def checkpoint_dir(experiment: str, run_id: str) -> Path:
-    return LIGHTNING_LOGS_DIR / experiment / run_id
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -65,11 +45,16 @@ class LastCheckpoint(ModelCheckpoint):
     """`last.ckpt` after every epoch (Lightning's `save_last` skips the epochs that were not
     the best), with the job's overrides; the global generators reseeded per epoch."""
 
-    def __init__(self, dirpath: Path, cfg: DictConfig, resume: ResumePoint | None) -> None:
+    def __init__(self, dirpath: Path, cfg: DictConfig, resume: Any) -> None:
+        """`resume`: tracking's ResumePoint of a continued run, with its overrides."""
+        from hydra.core.hydra_config import HydraConfig
+
         super().__init__(dirpath=dirpath, filename="last", enable_version_counter=False)
         self.seed = cfg.seed
-        overrides = resume.overrides if resume else job_overrides()
-        self.saved = {"overrides": overrides, "model": OmegaConf.to_container(cfg.model)}
+        overrides = resume.overrides if resume else None
+        if overrides is None and HydraConfig.initialized():
+            overrides = list(HydraConfig.get().overrides.task)
+        self.saved = {"overrides": overrides or [], "model": OmegaConf.to_container(cfg.model)}
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         seed = _epoch_seed(self.seed, trainer.current_epoch)
@@ -78,125 +63,4 @@ class LastCheckpoint(ModelCheckpoint):
         torch.manual_seed(seed)
 
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict) -> None:
-        checkpoint[_SAVED] = self.saved
-
-
-@dataclass
-class ResumePoint:
-    run_id: str
-    checkpoint: Path | None  # its last.ckpt; None: killed before its first epoch ended
-    times: int  # how often it was resumed before
-    overrides: list[str] | None = None  # resume=...: the run's, then this command's
-
-
-def resume_point(cfg: DictConfig) -> tuple[DictConfig, ResumePoint | None]:
-    """The config and run to continue for `resume=...` or a sweep's re-run trial, else
-    (cfg, None). Runs of the experiment whose process died are marked KILLED (after the
-    checks: a bad `resume=` writes nothing)."""
-    trial = cfg.sweep.trial_number is not None
-    if cfg.get("resume") is None and not trial:
-        if is_rank_zero():
-            stale_runs.kill_dead_runs(cfg)
-        return cfg, None
-    from mlflow import MlflowClient
-
-    client = MlflowClient(configure_mlflow(cfg.mlflow.tracking_uri))
-    experiment = client.get_experiment_by_name(cfg.experiment_name)
-    if trial:  # the sweeper marked dead runs KILLED; its own overrides are the trial's
-        found = experiment and client.search_runs(
-            [experiment.experiment_id],
-            f"tags.study_name = '{cfg.sweep.study_name}' and tags.trial_number = "
-            f"'{cfg.sweep.trial_number}' and attributes.status != 'FINISHED'",
-        )
-        if not found:
-            return cfg, None
-        run = found[0]
-    elif not is_rank_zero():  # DDP: continue the run rank 0 chose and reopened
-        run = client.get_run(os.environ[RUN_ID_ENV])
-    else:
-        run = _named_run(client, experiment, str(cfg.resume), cfg.experiment_name)
-    path = checkpoint_dir(cfg.experiment_name, run.info.run_id) / "last.ckpt"
-    times = int(run.data.tags.get("resumed", 0))
-    point = ResumePoint(run.info.run_id, path if path.exists() else None, times)
-    if not trial:
-        if point.checkpoint is None:
-            raise ResumeError(
-                f"resume={cfg.resume}: run {run.info.run_id} has no {path} (it stopped before "
-                "its first epoch ended, or the file was deleted): start a new run instead"
-            )
-        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)[_SAVED]
-        cfg, point.overrides = _with_run_overrides(saved["overrides"], run.info.run_id)
-        changed = [
-            f"model.{key}: {saved['model'].get(key)} -> {value}"
-            for key, value in OmegaConf.to_container(cfg.model).items()
-            if saved["model"].get(key) != value
-        ]
-        if changed:
-            raise ResumeError(
-                f"resume={run.info.run_id}: the model no longer matches its checkpoint "
-                f"({'; '.join(changed)}): undo the change (config file or override) or "
-                "start a new run"
-            )
-        if is_rank_zero():
-            stale_runs.kill_dead_runs(cfg)
-    return cfg, point
-
-
-def _named_run(client: Any, experiment: Any, wanted: str, name: str) -> Any:
-    """The run `resume=<wanted>` names; ResumeError (exit 2) when it cannot be continued."""
-    from mlflow.exceptions import MlflowException
-
-    def unfinished(run: Any) -> bool:
-        return run.info.status != "RUNNING" or stale_runs.owner_is_dead(run.data.tags)
-
-    if wanted == "last":
-        runs = experiment and client.search_runs(
-            [experiment.experiment_id],
-            "attributes.status != 'FINISHED'",
-            max_results=200,
-            order_by=["attributes.start_time DESC"],
-        )
-        for run in runs or []:
-            if "trial_number" not in run.data.tags and "run_kind" not in run.data.tags:
-                if unfinished(run):  # sweep runs aside: the sweep command continues them
-                    return run
-        raise ResumeError(f"resume=last: experiment {name} has no unfinished run to continue")
-    try:
-        run = client.get_run(wanted)
-    except MlflowException:
-        missing = f"resume={wanted}: no run with this id in {client.tracking_uri}"
-        raise ResumeError(missing) from None
-    tags, problem = run.data.tags, None
-    if experiment is None or run.info.experiment_id != experiment.experiment_id:
-        other = client.get_experiment(run.info.experiment_id).name
-        problem = f"belongs to experiment {other}, not {name}: use that experiment's train.py"
-    elif "trial_number" in tags:
-        problem = f"is a trial of sweep {tags.get('study_name')}: run that sweep again"
-    elif run.info.status == "FINISHED":
-        problem = "has FINISHED, there is nothing to continue (start a new run instead)"
-    elif not unfinished(run):
-        problem = f"is still running (process {tags.get('process.pid')})"
-    if problem:
-        raise ResumeError(f"resume={wanted}: run {run.info.run_name} {problem}")
-    return run
-
-
-def job_overrides() -> list[str]:
-    """The overrides Hydra applied to this job (empty outside Hydra)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-
-
-def _with_run_overrides(saved: list[str], run_id: str) -> tuple[DictConfig, list[str]]:
-    """The config composed from the run's overrides, then this command's (resume aside)."""
-    from hydra import compose
-    from hydra.core.hydra_config import HydraConfig
-
-    given = [o for o in job_overrides() if not o.startswith("resume=")]
-    keys = {o.split("=", 1)[0] for o in given}
-    kept = [o for o in saved if o.split("=", 1)[0] not in keys]
-    cfg = compose(HydraConfig.get().job.config_name, overrides=[*kept, *given])
-    with open_dict(cfg):
-        cfg.resume = run_id
-    return cfg, [*kept, *given]
+        checkpoint["resume"] = self.saved  # read by tracking/runs/resume.py

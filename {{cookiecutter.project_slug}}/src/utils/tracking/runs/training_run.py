@@ -28,7 +28,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.interrupts import interrupt_safe
-from src.utils.paths import PROJECT_ROOT
+from src.utils.paths import LIGHTNING_LOGS_DIR, PROJECT_ROOT
 from src.utils.tracking.registry import MODEL_ARTIFACT
 from src.utils.tracking.runs.deferred_writes import RunWrites, active_writer
 from src.utils.tracking.runs.environment import (
@@ -37,6 +37,7 @@ from src.utils.tracking.runs.environment import (
     installed_packages,
     mlflow_project_run,
 )
+from src.utils.tracking.runs.resume import job_overrides
 from src.utils.tracking.runs.system_metrics import SystemMetrics
 from src.utils.tracking.runs.tags import run_tags
 from src.utils.tracking.store.mlflow_store import (
@@ -45,7 +46,6 @@ from src.utils.tracking.store.mlflow_store import (
     get_or_create_experiment,
 )
 from src.utils.tracking.store.redaction import flatten_config, redact_override, redact_tree
-from src.utils.training.resume import checkpoint_dir, job_overrides
 
 # Keys the sweeper fills in; they describe the run, they are not hyperparameters.
 _SWEEPER_OVERRIDE_PREFIX = "sweep."
@@ -144,7 +144,7 @@ class TrainingRun:
             self.run_id = self._adopt_or_create(self._project_run, self.run_name, self._tags)
         # best.ckpt and last.ckpt (train.py), deleted when the run ends FINISHED: the best
         # one is in MLflow by then, and a finished run is not resumed.
-        self.checkpoint_dir = checkpoint_dir(self._experiment_name, self.run_id)
+        self.checkpoint_dir = LIGHTNING_LOGS_DIR / self._experiment_name / self.run_id
         if self._writer is not None:
             self._writes = self._writer.open_run(self.client, self.run_id)
         # From here on the run exists: a signal or an error before the `with` body starts
