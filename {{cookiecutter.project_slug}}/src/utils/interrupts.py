@@ -74,18 +74,14 @@ def interrupt_safe(target: Any) -> Any:
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (and SIGINT) as Ctrl-C inside the block: runs end KILLED, not vanish.
-
-    Lightning chains this handler after its own, so a SIGTERM during `fit` also reaches it.
-    """
+    """Treat SIGTERM (and SIGINT) as Ctrl-C inside the block: runs end KILLED, not vanish
+    (Lightning chains this handler after its own during `fit`)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    # Python's own Ctrl-C handler raises at once, even inside a write. A process started in
-    # the background by a non-interactive shell inherits SIGINT as ignored, and Python then
-    # never raises KeyboardInterrupt; a signal sent to it on purpose (kill -INT) should
-    # still stop it cleanly.
+    # Python's own Ctrl-C handler raises even inside a write; a process started in the
+    # background by a shell inherits SIGINT ignored, yet `kill -INT` should still stop it.
     previous_int = signal.getsignal(signal.SIGINT)
     if previous_int in (signal.SIG_IGN, signal.default_int_handler, _interrupt):
         signal.signal(signal.SIGINT, _interrupt)

@@ -484,11 +484,8 @@ def _return_freed_memory() -> None:
 
 
 def _tell_finished(study: optuna.Study, trial: optuna.trial.Trial, **outcome: Any) -> None:
-    """`study.tell`, tolerating the grid sampler's "grid exhausted" stop request.
-
-    GridSampler calls `study.stop()` once every grid point is taken, which raises outside
-    `study.optimize`; Optuna has stored the trial's outcome by then (a `finally` block).
-    """
+    """`study.tell`, tolerating GridSampler's `study.stop()` once the grid is taken (it raises
+    outside `study.optimize`, after Optuna stored the outcome)."""
     try:
         with interrupts_deferred():
             study.tell(trial, **outcome)

@@ -64,12 +64,9 @@ def run_tags(
         **git_tags(),
         **owner_tags(),
     }
-    if study_name is not None:
-        tags["study_name"] = study_name
-    if trial_number is not None:
-        tags["trial_number"] = str(trial_number)
-    if parent_run_id is not None:
-        tags["mlflow.parentRunId"] = parent_run_id
+    links = {"study_name": study_name, "trial_number": trial_number}
+    links["mlflow.parentRunId"] = parent_run_id
+    tags.update({k: str(v) for k, v in links.items() if v is not None})
     tags.update({str(k): str(v) for k, v in (extra or {}).items()})
     return tags
 

@@ -56,13 +56,7 @@ class RunOwnedMLFlowLogger(MLFlowLogger):
     Lightning would end it FINISHED after `fit` and `test`, before the test metrics, the
     checkpoint and the model). In a sweep its metrics go through the writer thread."""
 
-    def __init__(
-        self,
-        *,
-        experiment_id: str,
-        submit: Callable[[str, Callable[[], Any]], None] | None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, experiment_id: str, submit: Callable | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # The run and its experiment are known: no store round trip to look them up.
         self._experiment_id, self._initialized = experiment_id, True
@@ -84,15 +78,10 @@ class RunOwnedMLFlowLogger(MLFlowLogger):
         from mlflow.entities import Metric
 
         # Read now (the values and their time), written by the writer thread.
-        now = int(time.time() * 1000)
-        batch = [
-            Metric(key, float(value), now, step or 0)
-            for key, value in metrics.items()
-            if not isinstance(value, str)
-        ]
-        self._submit(
-            ", ".join(metrics), lambda: self._mlflow_client.log_batch(self.run_id, metrics=batch)
-        )
+        now, numbers = int(time.time() * 1000), metrics.items()
+        batch = [Metric(k, float(v), now, step or 0) for k, v in numbers if not isinstance(v, str)]
+        write = self._mlflow_client.log_batch
+        self._submit(", ".join(metrics), lambda: write(self.run_id, metrics=batch))
         return None
 
 
@@ -313,19 +302,15 @@ class TrainingRun:
     def _log_data(self, dataset_config: Any, manifest: dict, feature_digest: str) -> None:
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
-        from mlflow.entities import DatasetInput, InputTag, RunTag
+        from mlflow.entities import DatasetInput, InputTag
 
         from src.utils.stages.manifests import digest_of
 
         dataset_manifest = manifest["inputs"]["dataset"]
         dataset_digest = digest_of(dataset_manifest)
-        tags = {
-            "data.dataset": dataset_manifest["stage"],
-            "data.dataset_sha256": dataset_digest,
-            "data.feature": manifest["stage"],
-            "data.feature_sha256": feature_digest,
-        }
-        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        tags = {"data.dataset": dataset_manifest["stage"], "data.dataset_sha256": dataset_digest}
+        tags.update({"data.feature": manifest["stage"], "data.feature_sha256": feature_digest})
+        self._log_tags(tags)
         self.client.log_dict(self.run_id, manifest, "data/feature_manifest.json")
         inputs = []
         for name, path, digest, context in (
@@ -333,8 +318,7 @@ class TrainingRun:
             (manifest["stage"], manifest.get("folder", ""), feature_digest, "train"),
         ):
             with warnings.catch_warnings():
-                # MLflow registers the local-file source class twice and warns it "can be
-                # interpreted in multiple ways"; both are the same class.
+                # MLflow registers its local-file source twice: "interpreted in multiple ways".
                 warnings.simplefilter("ignore", UserWarning)
                 source = resolve_dataset_source(str(path) or ".")
             dataset = MetaDataset(source=source, name=name, digest=digest[:16])

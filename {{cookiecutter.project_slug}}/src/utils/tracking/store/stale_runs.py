@@ -60,20 +60,16 @@ def kill_dead_runs(cfg: Any) -> int:
     experiment = client.get_experiment_by_name(cfg.experiment_name)
     if experiment is None:
         return 0
-    running = client.search_runs(
-        [experiment.experiment_id], "attributes.status = 'RUNNING'", max_results=1000
-    )
-    count = 0
-    for run in running:
-        if owner_is_dead(run.data.tags):
-            client.set_tag(run.info.run_id, "killed_reason", "its process is gone (killed)")
-            client.set_terminated(run.info.run_id, "KILLED")
-            count += 1
-            how = "run the same sweep command again"
-            if "trial_number" not in run.data.tags and "run_kind" not in run.data.tags:
-                how = f"python {run.data.tags.get('mlflow.source.name')} resume={run.info.run_id}"
-            log.warning(
-                f"Run {run.info.run_name} ({run.info.run_id}) was left RUNNING by a killed "
-                f"process: marked KILLED. To continue it: {how}"
-            )
-    return count
+    running = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+    dead = [run for run in running if owner_is_dead(run.data.tags)]
+    for run in dead:
+        client.set_tag(run.info.run_id, "killed_reason", "its process is gone (killed)")
+        client.set_terminated(run.info.run_id, "KILLED")
+        how = "run the same sweep command again"
+        if "trial_number" not in run.data.tags and "run_kind" not in run.data.tags:
+            how = f"python {run.data.tags.get('mlflow.source.name')} resume={run.info.run_id}"
+        log.warning(
+            f"Run {run.info.run_name} ({run.info.run_id}) was left RUNNING by a killed "
+            f"process: marked KILLED. To continue it: {how}"
+        )
+    return len(dead)
