@@ -131,3 +131,41 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_as_if_never_stopped(
     nothing = run([*TRAIN, *SIX_EPOCHS[:1], "resume=last"], cwd=project, check=False)
     assert nothing.returncode == 2
     assert f"experiment {EXPERIMENT} has no unfinished run" in nothing.stdout + nothing.stderr
+
+
+def test_a_sweep_stopped_by_a_full_disk_says_so_and_continues_once_space_is_freed(
+    installed_project,
+):
+    from mlflow import MlflowClient
+
+    project = installed_project
+    folder = project / "logs/lightning/diskfull"  # the runs' checkpoints: a 512 kB disk
+    folder.mkdir(parents=True, exist_ok=True)
+    mount = ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)]
+    mounted = subprocess.run(mount, capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    sweep = [
+        *TRAIN,
+        "-m",
+        "learning_rate=interval(0.001,0.002)",
+        "hydra.sweeper.n_trials=1",
+        "experiment_name=diskfull",
+        "trainer.max_epochs=2",
+        *SIX_EPOCHS[2:],
+    ]
+    try:
+        full = run(sweep, cwd=project, check=False)
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+    output = full.stdout + full.stderr
+    assert full.returncode == 1 and "Traceback" not in output, output[-4000:]
+    message = f"no space left on the file system at {folder}: free some, then run the same sweep"
+    assert message in output, output[-4000:]
+
+    again = run(sweep, cwd=project)  # space freed: the same command continues the trial
+    client = MlflowClient(f"sqlite:///{project / 'logs/mlruns/mlflow.db'}")
+    experiment = client.get_experiment_by_name("diskfull")
+    trials = client.search_runs([experiment.experiment_id], "tags.trial_number = '0'")
+    assert [(r.info.status, r.data.tags.get("resumed")) for r in trials] == [("FINISHED", "1")]
+    assert "Continuing" not in again.stdout + again.stderr  # not a dead trial: a waiting one

@@ -27,7 +27,7 @@ from src.model.model01.image_classifier_models import ImageClassifier
 from src.utils.paths import LIGHTNING_LOGS_DIR, metric_direction
 from src.utils.sweep.pruning import trial_pruning
 from src.utils.sweep.sweeper import register_sweeper
-from src.utils.tracking.runs.resume import ResumeError, resume_point
+from src.utils.tracking.runs.resume import DiskFull, ResumeError, resume_point
 from src.utils.tracking.runs.training_run import TrainingRun
 from src.utils.tracking.store.mlflow_store import TrackingServerUnreachable
 from src.utils.training.checkpoint_io import LocalCheckpointIO
@@ -37,10 +37,10 @@ from src.utils.training.job import print_run_summary, training_job
 from src.utils.training.resume import LastCheckpoint
 from src.utils.training.settings import config_callbacks, trainer_settings
 
-# Mistakes a user can fix: shown as one message, not a traceback (see user_errors);
+# What a user can fix: shown as one message, not a traceback (see user_errors);
 # MisconfigurationException: e.g. trainer.accelerator=gpu on a machine without one.
 USER_ERRORS = (ConfigError, ResumeError, MNISTFilesError, NonFiniteLossError)
-USER_ERRORS += (TrackingServerUnreachable, MisconfigurationException)
+USER_ERRORS += (DiskFull, TrackingServerUnreachable, MisconfigurationException)
 
 
 @hydra.main(config_path="../../../config/model/model01", config_name="config")

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 RUNNING = optuna.trial.TrialState.RUNNING
 # A trial failing with one of these would fail the same way in every trial.
-_STOP_AT_ONCE = ("ConfigError",)
+_STOP_AT_ONCE = {"ConfigError": "the config is invalid", "DiskFull": "the disk is full"}
 
 
 class SweepStopped(RuntimeError):
@@ -207,10 +207,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         log.info(f"Storage: {redact_url_credentials(str(self.storage))}")
         log.info(f"Sampler: {type(study.sampler).__name__}, directions: {directions}")
         if done:
-            log.info(
-                f"Resuming study {self.study_name}: {done} of {self.n_trials} trials finished, "
-                f"{to_run} to run"
-            )
+            log.info(f"Resuming study {self.study_name}: {done} of {self.n_trials} trials done")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         if to_run == 0:
@@ -366,10 +363,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
 
     def _check_failures(self, failures: list[tuple[int, str]], to_run: int) -> None:
         """Raise SweepStopped on a config error or more failures than max_failure_rate."""
-        if any(m.split(":", 1)[0] in _STOP_AT_ONCE for _, m in failures):
-            raise SweepStopped(
-                _summary(failures, to_run, "the config is invalid, so every trial would fail")
-            )
+        for kind in {m.split(":", 1)[0] for _, m in failures} & _STOP_AT_ONCE.keys():
+            reason = f"{_STOP_AT_ONCE[kind]}, so every trial would fail"
+            raise SweepStopped(_summary(failures, to_run, reason))
         allowed = math.floor(self.max_failure_rate * to_run)
         if len(failures) > allowed:
             reason = (
@@ -407,6 +403,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
                     return None
                 error = FloatingPointError(f"the objective is {values[0]}")
         message = f"{type(error).__name__}: {error}"
+        if type(error).__name__ == "DiskFull":  # the same command continues it, space freed
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.WAITING)
+            return message
         study._storage.set_trial_user_attr(trial._trial_id, "error", message[:1000])
         _tell_finished(study, trial, state=optuna.trial.TrialState.FAIL)
         return message

@@ -29,6 +29,27 @@ class ResumeError(ValueError):
     """`resume=` names a run that cannot be continued; the message says why and what to do."""
 
 
+class DiskFull(OSError):
+    """A run stopped by a full file system; the message names it and how to go on."""
+
+
+# A full disk as errors show it: ENOSPC, SQLite's message, and torch.save's (measured on a
+# full tmpfs: "unexpected pos ..." after "basic_ios::clear: iostream error").
+_FULL_DISK = ("No space left", "disk is full", "iostream error", "unexpected pos")
+
+
+def disk_full(error: BaseException | None, folder: Path, how: str) -> DiskFull | None:
+    """`error` as one DiskFull message when it, or what caused it, says the disk is full."""
+    while error is not None:
+        if getattr(error, "errno", None) == 28 or any(m in str(error) for m in _FULL_DISK):
+            where = Path(getattr(error, "filename", None) or folder).absolute()
+            while not os.path.ismount(where):
+                where = where.parent
+            return DiskFull(f"no space left on the file system at {where}: free some, then {how}")
+        error = error.__cause__ or error.__context__
+    return None
+
+
 @dataclass
 class ResumePoint:
     run_id: str

@@ -37,7 +37,7 @@ from src.utils.tracking.runs.environment import (
     installed_packages,
     mlflow_project_run,
 )
-from src.utils.tracking.runs.resume import job_overrides
+from src.utils.tracking.runs.resume import disk_full, job_overrides
 from src.utils.tracking.runs.system_metrics import SystemMetrics
 from src.utils.tracking.runs.tags import run_tags
 from src.utils.tracking.store.mlflow_store import (
@@ -234,6 +234,11 @@ class TrainingRun:
                 self._submit("system metrics", self._system_metrics.stop)
         finally:
             self._end(exc_type, exc, tb)
+        how = f"continue with resume={self.run_id}"
+        if "trial_number" in self._tags:
+            how = "run the same sweep command again: the trial continues"
+        if (full := disk_full(exc, self.checkpoint_dir, how)) is not None:
+            raise full from exc
         return False
 
     def _end(self, exc_type: Any, exc: BaseException | None, tb: TracebackType | None) -> None:
