@@ -69,11 +69,9 @@ def search_space_id(distributions: dict[str, Any]) -> str:
 
 
 def _instantiate_sampler(sampler_config: Any) -> Any:
+    allowed = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")
     try:
-        return instantiate(
-            sampler_config,
-            _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*"),
-        )
+        return instantiate(sampler_config, _execution_whitelist_=allowed)
     except InstantiationException as error:
         exit_with_message(
             f"hydra.sweeper.sampler cannot be created: {str(error).splitlines()[0]}. Pick one "
@@ -88,14 +86,11 @@ def _create_study(**kwargs: Any) -> optuna.Study:
     tables of a new database (PostgreSQL: duplicate key in pg_type); the loser finds them."""
     import sqlalchemy.exc
 
-    for attempt in range(4):
-        try:
+    for attempt in range(3):
+        with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
             return optuna.create_study(**kwargs)
-        except sqlalchemy.exc.SQLAlchemyError:
-            if attempt == 3:
-                raise
-            time.sleep(0.5 + attempt)
-    raise AssertionError("unreachable")
+        time.sleep(0.5 + attempt)
+    return optuna.create_study(**kwargs)
 
 
 def _error_of(job: JobReturn) -> BaseException | None:
@@ -193,8 +188,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         for name in fixed_params:
             distributions.pop(name, None)
         experiment = self.config.experiment_name
-        if self.study_name is None:
-            self.study_name = f"{experiment}-{space_id}"
+        self.study_name = self.study_name or f"{experiment}-{space_id}"
         directions = self._get_directions()
         if isinstance(self.sampler, functools.partial):
             # The grid sampler is configured partially: its grid is the search space.
@@ -224,10 +218,8 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         in_process = isinstance(self.launcher, BasicLauncher)
         if in_process:
             compose_trials_once(self.launcher)
-        with (
-            sigterm_as_interrupt(),
-            SweepParentRun(self.config, self.study_name, arguments) as parent,
-        ):
+        parent_run = SweepParentRun(self.config, self.study_name, arguments)
+        with sigterm_as_interrupt(), parent_run as parent:
             self.parent_run_id = parent.run_id
             # The set-up's ~300,000 objects live as long as the sweep: frozen like the
             # imports, the first trial's collection skips them (~85 ms).
@@ -443,10 +435,8 @@ def _stop_joblib_workers(running: Any) -> None:
         return
     if wait(running, timeout=5).not_done:
         for process in list(getattr(executor, "_processes", {}).values()):
-            try:
+            with contextlib.suppress(ProcessLookupError, AttributeError):
                 os.kill(process.pid, signal.SIGINT)
-            except (ProcessLookupError, AttributeError):
-                pass
         wait(running, timeout=15)
     executor.shutdown(wait=False, kill_workers=True)
 
@@ -476,10 +466,8 @@ def _return_freed_memory() -> None:
     (benchmarks/run.py)."""
     gc.collect()
     gc.freeze()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc (macOS, musl): nothing to hand back this way
 
 
 def _tell_finished(study: optuna.Study, trial: optuna.trial.Trial, **outcome: Any) -> None:

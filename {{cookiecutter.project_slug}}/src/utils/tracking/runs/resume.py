@@ -1,10 +1,9 @@
 """`resume=<run id>|last` and re-launched sweep trials: the killed run to continue.
 
 A killed run's last epoch is in logs/lightning/<experiment>/<run id>/last.ckpt (see
-training/resume.py), its folder deleted once the run ends FINISHED. `resume=` composes the
-run's own overrides (kept in that checkpoint), then this command's: `resume=last
-trainer.max_epochs=10` trains on for longer; a changed `model.*` is refused. A sweep trial
-launched again (re-run sweep, requeued Slurm job) finds its run by study and trial number.
+training/resume.py). `resume=` composes the run's overrides (kept there), then this
+command's (`resume=last trainer.max_epochs=10` trains longer); a changed `model.*` is
+refused. A sweep trial launched again finds its run by study and trial number.
 """
 
 from __future__ import annotations
@@ -54,7 +53,6 @@ def disk_full(error: BaseException | None, folder: Path, how: str) -> DiskFull |
 class ResumePoint:
     run_id: str
     checkpoint: Path | None  # its last.ckpt; None: killed before its first epoch ended
-    times: int  # how often it was resumed before
     overrides: list[str] | None = None  # resume=...: the run's, then this command's
 
 
@@ -86,8 +84,7 @@ def resume_point(cfg: DictConfig) -> tuple[DictConfig, ResumePoint | None]:
     else:
         run = _named_run(client, experiment, str(cfg.resume), cfg.experiment_name)
     path = LIGHTNING_LOGS_DIR / cfg.experiment_name / run.info.run_id / "last.ckpt"
-    times = int(run.data.tags.get("resumed", 0))
-    point = ResumePoint(run.info.run_id, path if path.exists() else None, times)
+    point = ResumePoint(run.info.run_id, path if path.exists() else None)
     if not trial:
         if point.checkpoint is None:
             raise ResumeError(
@@ -127,9 +124,9 @@ def _named_run(client: Any, experiment: Any, wanted: str, name: str) -> Any:
             order_by=["attributes.start_time DESC"],
         )
         for run in runs or []:
-            if "trial_number" not in run.data.tags and "run_kind" not in run.data.tags:
-                if unfinished(run):  # sweep runs aside: the sweep command continues them
-                    return run
+            sweep = "trial_number" in run.data.tags or "run_kind" in run.data.tags
+            if not sweep and unfinished(run):  # a sweep's runs: the sweep command continues
+                return run
         raise ResumeError(f"resume=last: experiment {name} has no unfinished run to continue")
     try:
         run = client.get_run(wanted)

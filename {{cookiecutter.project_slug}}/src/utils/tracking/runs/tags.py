@@ -30,12 +30,10 @@ def git_tags(root: Path = PROJECT_ROOT) -> dict[str, str]:
 
     def git(*args: str) -> str | None:
         try:
-            result = subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
-            )
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             return None
-        return result.stdout.strip() if result.returncode == 0 else None
+        return done.stdout.decode().strip() if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
     if commit is None:

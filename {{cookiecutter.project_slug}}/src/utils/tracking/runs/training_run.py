@@ -68,8 +68,7 @@ class RunOwnedMLFlowLogger(MLFlowLogger):
         return None
 
     def log_hyperparams(self, params: Any) -> None:
-        # TrainingRun logs the whole resolved config as params; Lightning would log the
-        # model's hyperparameters again after fit and after test (two store writes each).
+        # TrainingRun logs the whole config; Lightning would log hparams after fit and test.
         return None
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -131,8 +130,7 @@ class TrainingRun:
             self.run_id = self._reopen(self._resume)
         else:
             self.run_id = self._adopt_or_create(self._project_run, self.run_name, self._tags)
-        # best.ckpt and last.ckpt (train.py), deleted when the run ends FINISHED: the best
-        # one is in MLflow by then, and a finished run is not resumed.
+        # train.py's best.ckpt and last.ckpt: deleted once FINISHED (the best is in MLflow).
         self.checkpoint_dir = LIGHTNING_LOGS_DIR / self._experiment_name / self.run_id
         if self._writer is not None:
             self._writes = self._writer.open_run(self.client, self.run_id)
@@ -140,9 +138,8 @@ class TrainingRun:
         # must still end it (KILLED or FAILED), never leave it RUNNING.
         try:
             self._submit("params", self._log_params)
-            # Not MLflow's async logging: its queue costs up to 1 s per run to flush (the
-            # template's benchmarks/run.py). In a sweep the writer thread takes the metrics;
-            # alone, they are written as Lightning logs them (a few ms each).
+            # Not MLflow's async logging (up to 1 s per run to flush, benchmarks/run.py): in a
+            # sweep the writer thread takes the metrics; alone, they are written at once.
             self.logger = RunOwnedMLFlowLogger(
                 experiment_name=self._experiment_name,
                 tracking_uri=self.uri,
@@ -153,10 +150,8 @@ class TrainingRun:
             self.log_text(self._resolved_yaml, "config/config.yaml")
             self.log_text("\n".join(self._overrides) + "\n", "config/overrides.txt")
             self.log_environment()
-            if self._system_metrics_interval is not None:
-                self._system_metrics = SystemMetrics(
-                    self.run_id, self.uri, self._system_metrics_interval
-                )
+            if (every := self._system_metrics_interval) is not None:
+                self._system_metrics = SystemMetrics(self.run_id, self.uri, every)
                 self._system_metrics.start()
         except BaseException as error:
             self.__exit__(type(error), error, error.__traceback__)
@@ -168,7 +163,8 @@ class TrainingRun:
         run = self.client.get_run(point.run_id)
         self.run_name = run.info.run_name
         tags = {k: v for k, v in self._tags.items() if k.startswith(("process.", "mlflow.parent"))}
-        tags.update(resumed=str(point.times + 1), resumed_at=f"{datetime.now():%Y-%m-%dT%H:%M:%S}")
+        times = int(run.data.tags.get("resumed", 0)) + 1
+        tags.update(resumed=str(times), resumed_at=f"{datetime.now():%Y-%m-%dT%H:%M:%S}")
         self.client.update_run(point.run_id, status="RUNNING")
         self.run_id = point.run_id
         self._log_tags(tags)
@@ -242,16 +238,14 @@ class TrainingRun:
         return False
 
     def _end(self, exc_type: Any, exc: BaseException | None, tb: TracebackType | None) -> None:
-        # A sweep's pruner stopped the trial: a decision, not an error. The run keeps what it
-        # logged and ends FINISHED, tagged so the UI can filter pruned trials out.
+        # A pruned trial: a decision, not an error; FINISHED, tagged for the UI's filters.
         pruned_tags: dict[str, str] = {}
         if isinstance(exc, optuna.TrialPruned):
             epoch = getattr(exc, "epoch", None)  # set by src.utils.sweep.pruning
             pruned_tags = {"pruned": "true", "pruned_at_epoch": str(epoch)}
             exc_type, exc, tb = None, None, None
         trace = "".join(traceback.format_exception(exc_type, exc, tb)) if exc else ""
-        if exc is None:  # after the best one's upload
-            folder = self.checkpoint_dir
+        if exc is None and (folder := self.checkpoint_dir).exists():  # after the best's upload
             self._submit("local checkpoints", lambda: shutil.rmtree(folder, ignore_errors=True))
         if self._writes is not None:
             if pruned_tags:
@@ -352,17 +346,15 @@ class TrainingRun:
 
         from src.utils.entry_point import hidden_modules
 
-        # mlflow.pytorch imports its Lightning autologging, which imports the standalone
-        # pytorch_lightning package: a second copy of Lightning (~250 modules, ~60 ms and
-        # ~6 MB while the next trial trains). Autologging is not used here; a process that
-        # calls mlflow.pytorch.autolog() later still imports it then.
+        # Not its Lightning autologging (unused): it imports pytorch_lightning, a second
+        # Lightning (~250 modules, ~60 ms, ~6 MB); mlflow.pytorch.autolog() still loads it.
         with hidden_modules(["mlflow.pytorch._lightning_autolog"]):
             import mlflow.pytorch
 
         with torch.no_grad():
             output = model(example).cpu().numpy()
         source = {
-            k: v for k, v in self._tags.items() if k.startswith(("mlflow.source.", "mlflow.user"))
+            k: v for k, v in self._tags.items() if k.startswith(("mlflow.source", "mlflow.u"))
         }
         logged = self.client.create_logged_model(
             experiment_id=self.experiment_id,
@@ -438,8 +430,6 @@ _SERVING_CHECKED: set[type] = set()
 def _check_serving_once(model_class: type, path: Path, example: torch.Tensor) -> None:
     """Load a saved model back as `mlflow models serve` does and predict its input example;
     warn, as MLflow does, if that fails. Once per class: ~80 ms of CPU each (two cores)."""
-    import logging
-
     import mlflow.pyfunc
 
     if model_class in _SERVING_CHECKED:
@@ -448,7 +438,8 @@ def _check_serving_once(model_class: type, path: Path, example: torch.Tensor) ->
     try:
         mlflow.pyfunc.load_model(str(path)).predict(example.numpy())
     except Exception as error:  # noqa: BLE001 - a warning, as MLflow gives it
-        logging.getLogger(__name__).warning(
+        warnings.warn(
             f"The logged {model_class.__name__} did not predict its input example when "
-            f"loaded back, so `mlflow models serve` may fail on it: {error}"
+            f"loaded back, so `mlflow models serve` may fail on it: {error}",
+            stacklevel=1,
         )

@@ -1,10 +1,9 @@
-"""Find work left RUNNING by a sweep that was killed hard (SIGKILL, power loss).
+"""Work left RUNNING by a process killed hard (SIGKILL, OOM, power loss).
 
-Every trial and MLflow run records the host, process id and start time of the process that
-owns it. Something still RUNNING whose owner is on this host but no longer alive (or whose
-id now belongs to a newer process) can never finish: every run, sweep and UI start marks
-such MLflow runs KILLED and says how to continue them, so the UI tells the truth. Work
-owned by other hosts (a shared study) is left alone: we cannot see their processes.
+Trials and runs record their owner's host, pid and start time; one whose owner on this host
+is gone can never finish. Every run and sweep start marks such MLflow runs KILLED and says
+how to continue them; sweeps put such trials back in the queue. Other hosts' work (a
+shared study) is left alone: their processes cannot be seen from here.
 """
 
 from __future__ import annotations
