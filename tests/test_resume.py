@@ -169,3 +169,53 @@ def test_a_sweep_stopped_by_a_full_disk_says_so_and_continues_once_space_is_free
     trials = client.search_runs([experiment.experiment_id], "tags.trial_number = '0'")
     assert [(r.info.status, r.data.tags.get("resumed")) for r in trials] == [("FINISHED", "1")]
     assert "Continuing" not in again.stdout + again.stderr  # not a dead trial: a waiting one
+
+
+def test_a_ddp_run_stopped_with_ctrl_c_resumes_on_both_ranks(installed_project):
+    """CPU, gloo, 2 processes: the ranks continue the run rank 0 chose."""
+    import os
+    import signal
+
+    import torch
+
+    project = installed_project
+    ddp = [
+        "experiment_name=ddp_resumed",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.max_epochs=4",
+        *SIX_EPOCHS[2:],
+    ]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{project / 'logs/mlruns/mlflow.db'}")
+    process = subprocess.Popen(
+        [*TRAIN, *ddp],
+        cwd=project,
+        env=project_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C in a terminal reaches every rank
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and process.poll() is None:
+            experiment = client.get_experiment_by_name("ddp_resumed")
+            runs = experiment and client.search_runs([experiment.experiment_id])
+            last = runs and project / "logs/lightning/ddp_resumed" / runs[0].info.run_id / "last.ckpt"
+            if last and last.exists() and torch.load(last, weights_only=True)["epoch"] >= 1:
+                os.killpg(process.pid, signal.SIGINT)
+                process.wait(timeout=60)
+                break
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    (killed,) = client.search_runs([experiment.experiment_id])
+    assert killed.info.status == "KILLED"
+    run([*TRAIN, *ddp[:1], "resume=last"], cwd=project)
+    (resumed,) = client.search_runs([experiment.experiment_id])
+    assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"
+    assert resumed.data.tags["resumed"] == "1" and "test/acc" in resumed.data.metrics
+    assert len(client.get_metric_history(resumed.info.run_id, "val/acc")) <= 5
