@@ -240,7 +240,8 @@ def test_a_hard_killed_sweep_continues_its_interrupted_trial(installed_project, 
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     assert study.trials[1].params == params
     assert sorted(study.trials[1].intermediate_values) == list(range(6))
-    epochs = sum(len(client(project).get_metric_history(r.info.run_id, "val/acc")) for r in trial_runs)
+    history = client(project).get_metric_history
+    epochs = sum(len(history(r.info.run_id, "val/acc")) for r in trial_runs)
     assert epochs <= 13, f"{epochs} epochs trained for 2 trials of 6"
 
 

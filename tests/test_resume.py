@@ -110,7 +110,8 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_as_if_never_stopped(
     # The experiment's next command marks it KILLED and says how to continue it.
     resumed = run([*TRAIN, *SIX_EPOCHS[:1], "resume=last"], cwd=project)
     output = resumed.stdout + resumed.stderr
-    assert f"marked KILLED. To continue it: python src/model/model01/train.py resume={killed}" in output
+    hint = f"marked KILLED. To continue it: python src/model/model01/train.py resume={killed}"
+    assert hint in output
     assert f"run id {killed}" in resumed.stdout
 
     # One run, continued: the same id FINISHED, tagged, the epochs after the third trained
@@ -203,7 +204,8 @@ def test_a_ddp_run_stopped_with_ctrl_c_resumes_on_both_ranks(installed_project):
         while time.monotonic() < deadline and process.poll() is None:
             experiment = client.get_experiment_by_name("ddp_resumed")
             runs = experiment and client.search_runs([experiment.experiment_id])
-            last = runs and project / "logs/lightning/ddp_resumed" / runs[0].info.run_id / "last.ckpt"
+            folder = runs and project / "logs/lightning/ddp_resumed" / runs[0].info.run_id
+            last = folder and folder / "last.ckpt"
             if last and last.exists() and torch.load(last, weights_only=True)["epoch"] >= 1:
                 os.killpg(process.pid, signal.SIGINT)
                 process.wait(timeout=60)
