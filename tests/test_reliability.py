@@ -181,13 +181,17 @@ def test_interrupted_sweep_ends_runs_and_resumes_with_completed_trials(
     assert runs["trial-001"].info.status == "KILLED"
     assert runs[f"sweep-{name}"].info.status == "KILLED"
     states = [t.state.name for t in load_study(project, name).trials]
-    assert states == ["COMPLETE", "FAIL"], "no trial may be left RUNNING"
+    assert states == ["COMPLETE", "WAITING"], "no trial may be left RUNNING"
 
-    # The same command again resumes: trial 0 is kept, two more run to reach 3 in total.
+    # The same command again resumes: trial 0 is kept, trial 1 continues its run (issue 21),
+    # one more runs to reach 3 in total.
     again = run([*TRAIN, "-m", *args], cwd=project)
     assert "Resuming study" in again.stdout + again.stderr
     states = [t.state.name for t in load_study(project, name).trials]
-    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert states == ["COMPLETE", "COMPLETE", "COMPLETE"]
+    runs = study_runs(project, name)
+    assert runs["trial-001"].info.status == "FINISHED"
+    assert runs["trial-001"].data.tags["resumed"] == "1"
 
 
 def test_a_hard_killed_sweep_continues_its_interrupted_trial(installed_project, tmp_path):

@@ -6,8 +6,8 @@
   failure; see pruning.py);
 - a failed trial is FAILED in Optuna and MLflow and the sweep goes on, up to
   `max_failure_rate`; a config error stops it at once; it ends with a summary;
-- Ctrl-C or SIGTERM: running trials FAILED, the parent run KILLED; a trial left RUNNING by a
-  killed sweep is continued by the next one (see stale_runs and training/resume.py);
+- Ctrl-C or SIGTERM: the parent run KILLED, running trials WAITING; they, and trials left
+  RUNNING by a killed sweep, are continued by the next run (tracking/runs/resume.py);
 - one MLflow parent run per invocation (`sweep-<study>`) gets the study's summary, plots
   and champion model; trials learn their number, study and parent from `sweep.*` keys.
 """
@@ -53,7 +53,7 @@ from src.utils.user_errors import exit_with_message
 log = logging.getLogger(__name__)
 
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-RUNNING = optuna.trial.TrialState.RUNNING
+RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
 # A trial failing with one of these would fail the same way in every trial.
 _STOP_AT_ONCE = {"ConfigError": "the config is invalid", "DiskFull": "the disk is full"}
 
@@ -257,7 +257,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
                 jobs = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             except BaseException:
                 # Ctrl-C, SIGTERM or a launcher crash: these trials will never report back.
-                self._fail_interrupted(study, trials)
+                self._requeue_interrupted(study, trials)
                 raise
             self.job_idx += len(jobs)
             remaining -= len(trials)
@@ -301,7 +301,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
                     except SweepStopped as error:
                         stopped = error  # the running trials finish and are told first
         except BaseException:
-            self._fail_interrupted(study, list(running.values()))
+            self._requeue_interrupted(study, list(running.values()))
             _stop_joblib_workers(list(running))
             raise
         finally:
@@ -367,13 +367,13 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             raise SweepStopped(_summary(failures, to_run, reason))
 
     @staticmethod
-    def _fail_interrupted(study: optuna.Study, trials: list[optuna.trial.Trial]) -> None:
-        for trial in trials:
+    def _requeue_interrupted(study: optuna.Study, trials: list[optuna.trial.Trial]) -> None:
+        for trial in trials:  # WAITING: the same command continues them (stale_runs)
             with interrupts_deferred():
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                study._storage.set_trial_state_values(trial._trial_id, WAITING)
         log.error(
-            f"Sweep interrupted: trial(s) {[t.number for t in trials]} marked FAILED, "
-            "the parent run KILLED. Run the same command again to resume the study."
+            f"Sweep interrupted: trial(s) {[t.number for t in trials]} stopped, the parent run "
+            "KILLED. Run the same command again to continue them and the study."
         )
 
     def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, job: JobReturn) -> str | None:
@@ -396,7 +396,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
                 error = FloatingPointError(f"the objective is {values[0]}")
         message = f"{type(error).__name__}: {error}"
         if type(error).__name__ == "DiskFull":  # the same command continues it, space freed
-            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.WAITING)
+            study._storage.set_trial_state_values(trial._trial_id, WAITING)
             return message
         study._storage.set_trial_user_attr(trial._trial_id, "error", message[:1000])
         _tell_finished(study, trial, state=optuna.trial.TrialState.FAIL)
