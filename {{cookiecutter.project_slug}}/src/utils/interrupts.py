@@ -1,12 +1,8 @@
 """SIGTERM and SIGINT as Ctrl-C, so a stopped run or sweep ends KILLED instead of vanishing,
-and never in the middle of a write to the MLflow or Optuna database.
-
-A KeyboardInterrupt raised inside SQLAlchemy while a SQLite transaction is open can leave
-that connection holding the database's write lock: every later write of the process then
-waits 20 s and fails ("database is locked"), ending the run KILLED included, so the run
-stays RUNNING (measured: one Ctrl-C in 40 during per-step metric logging). Writes made
-through `interrupt_safe` objects delay the interrupt until they are done (milliseconds);
-a second signal during the same write interrupts at once.
+and never in the middle of a database write: a KeyboardInterrupt inside an open SQLite
+transaction can keep its write lock, and every later write (ending the run KILLED
+included) fails after 20 s (measured: one Ctrl-C in 40). Writes through `interrupt_safe`
+objects delay the interrupt until done; a second signal during one interrupts at once.
 """
 
 from __future__ import annotations
@@ -78,18 +74,14 @@ def interrupt_safe(target: Any) -> Any:
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (and SIGINT) as Ctrl-C inside the block: runs end KILLED, not vanish.
-
-    Lightning chains this handler after its own, so a SIGTERM during `fit` also reaches it.
-    """
+    """Treat SIGTERM (and SIGINT) as Ctrl-C inside the block: runs end KILLED, not vanish
+    (Lightning chains this handler after its own during `fit`)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    # Python's own Ctrl-C handler raises at once, even inside a write. A process started in
-    # the background by a non-interactive shell inherits SIGINT as ignored, and Python then
-    # never raises KeyboardInterrupt; a signal sent to it on purpose (kill -INT) should
-    # still stop it cleanly.
+    # Python's own Ctrl-C handler raises even inside a write; a process started in the
+    # background by a shell inherits SIGINT ignored, yet `kill -INT` should still stop it.
     previous_int = signal.getsignal(signal.SIGINT)
     if previous_int in (signal.SIG_IGN, signal.default_int_handler, _interrupt):
         signal.signal(signal.SIGINT, _interrupt)

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from src.feature.feature01.mnist_features import FeatureSet, ensure_features
 from src.utils.stages.config import load_stage_config
+from src.utils.training.resume import EpochShuffle
 
 
 def as_model_input(images: torch.Tensor) -> torch.Tensor:
@@ -63,6 +64,7 @@ class MNISTDataModule(L.LightningDataModule):
         batch_size: int = 128,
         val_fraction: float = 0.1,
         split_seed: int = 0,
+        shuffle_seed: int = 0,
         num_workers: int = 0,
         pin_memory: bool | None = None,
         dataset_config: Mapping[str, Any] | None = None,
@@ -74,6 +76,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.val_fraction = val_fraction
         self.split_seed = split_seed
+        self.shuffle_seed = shuffle_seed
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.dataset_config = dataset_config or load_stage_config("dataset", "dataset01")
@@ -109,10 +112,13 @@ class MNISTDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: TensorDataset | None, shuffle: bool) -> DataLoader:
         assert dataset is not None, "call setup() first"
+        # Each epoch's order from (shuffle_seed, epoch) alone, and no draw from the global
+        # generator (dropout's): a resumed run trains as if never stopped (training.resume).
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffle(dataset, self.shuffle_seed) if shuffle else None,
+            generator=torch.Generator().manual_seed(self.shuffle_seed),
             num_workers=self.num_workers,
             pin_memory=self._pin_memory(),
             persistent_workers=self.num_workers > 0,

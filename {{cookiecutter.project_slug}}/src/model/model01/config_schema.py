@@ -34,6 +34,7 @@ class ModelSchema:
 class DataSchema:
     val_fraction: float = 0.1
     split_seed: int = 0
+    shuffle_seed: int = 0
     num_workers: int = 0
     pin_memory: bool | None = None
 
@@ -62,6 +63,7 @@ class TrainSchema:
     seed: int = 42
     optimized_metric: str = "val/acc"
     compile: bool = False
+    resume: str | None = None
     model: ModelSchema = field(default_factory=ModelSchema)
     data: DataSchema = field(default_factory=DataSchema)
     trainer: dict[str, Any] = field(default_factory=dict)

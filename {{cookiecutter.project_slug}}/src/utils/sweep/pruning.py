@@ -1,17 +1,12 @@
 """Optuna pruning for a sweep's trials: stop a trial whose epochs lag behind earlier trials'.
 
-`hydra.sweeper.pruner` picks the rule (any `optuna.pruners.*` by `_target_`; null: never
-prune). Each epoch a trial reports `optimized_metric` to its Optuna trial and stops when
-the pruner says so; train() then raises `optuna.TrialPruned`, as any Optuna objective
-does, its MLflow run ends FINISHED with `pruned=true` and `pruned_at_epoch=<epoch>` tags,
-and the sweeper tells Optuna PRUNED.
-
-A trial may run in the sweep's process (the basic launcher), in a joblib worker, in a
-submitit job or on a Slurm node, so it reaches its Optuna trial the one way that works in
-all of them: through the study's storage (`hydra.sweeper.storage`, read from the job's own
-Hydra config, so the URL and its password never travel in an override), by study name and
-trial number (the `sweep.*` keys the sweeper sets). In the sweep's own process the
-sweeper's study object is reused, which saves opening the storage once per trial.
+`hydra.sweeper.pruner` picks the rule (any `optuna.pruners.*`; null: never prune). Each
+epoch a trial reports `optimized_metric` and stops when the pruner says so: train() raises
+`optuna.TrialPruned`, the MLflow run ends FINISHED tagged `pruned`/`pruned_at_epoch`, and
+the sweeper tells Optuna PRUNED. Trials in any process (the sweep's, joblib, submitit,
+Slurm) reach their Optuna trial through the study's storage (read from the job's own Hydra
+config: its password never travels in an override) by study name and trial number; in the
+sweep's process the sweeper's own study object is reused.
 """
 
 from __future__ import annotations
@@ -55,11 +50,8 @@ def share_study(storage: Any, study: optuna.Study) -> None:
 def attach_trial(
     study_name: str, trial_number: int, storage: Any, pruner_config: Any
 ) -> optuna.trial.Trial:
-    """The running Optuna trial `trial_number` of `study_name`, from any process.
-
-    The study is loaded with the configured pruner: `trial.should_prune()` asks the
-    study's pruner, and a loaded study would otherwise have Optuna's default one.
-    """
+    """The running Optuna trial `trial_number` of `study_name`, from any process, its study
+    loaded with the configured pruner (`should_prune()` asks it; else Optuna's default)."""
     key = (str(storage), study_name)
     opened = _studies.get(key)
     if opened is None:
@@ -67,9 +59,8 @@ def attach_trial(
             study_name=study_name, storage=storage, pruner=instantiate_pruner(pruner_config)
         )
         _studies[key] = opened
-    # A view that never samples: a new Trial asks the study's sampler for its relative
-    # params, work a trial that only reports does not need, which in the sweep's process
-    # would also draw from the sweeper's seeded sampler.
+    # A view that never samples (a new Trial asks the sampler for relative params, which in
+    # the sweep's process would draw from the sweeper's seeded sampler).
     study = optuna.study.Study(
         study_name, opened._storage, sampler=optuna.samplers.RandomSampler(), pruner=opened.pruner
     )
@@ -78,15 +69,10 @@ def attach_trial(
 
 
 class TrialPruning(PyTorchLightningPruningCallback):
-    """optuna-integration's Lightning pruning callback, which also says at which epoch.
-
-    The integration is kept rather than rewritten: it reports `monitor` once per
-    validation (skipping the sanity check), supports `lightning.pytorch` (Lightning 2.x)
-    and DDP (rank 0 decides and broadcasts; `check_pruned()` after fit raises in every
-    rank, which needs an RDB storage: SQLite or PostgreSQL, as configured here). The
-    epoch goes onto the raised `optuna.TrialPruned` as `.epoch` (it survives pickling
-    back from a joblib or submitit worker) for the MLflow run's tags.
-    """
+    """optuna-integration's Lightning pruning callback (it reports `monitor` per validation,
+    and under DDP rank 0 decides; `check_pruned()` after fit raises in every rank, which
+    needs an RDB storage), which also puts the epoch on the raised `optuna.TrialPruned` as
+    `.epoch` (it survives pickling back from a worker) for the MLflow run's tags."""
 
     def __init__(self, trial: optuna.trial.Trial, monitor: str) -> None:
         super().__init__(trial, monitor)
@@ -140,13 +126,9 @@ def trial_pruning(cfg: DictConfig) -> TrialPruning | None:
 
 
 def _pruning_setting() -> dict[str, Any] | None:
-    """`hydra.sweeper`'s pruner and storage, as the trial's rank 0 sees them.
-
-    The DDP ranks Lightning starts for a trial run the job's own overrides, not the
-    sweep's `hydra.sweeper.*` ones (src/utils/training/distributed.py), so rank 0 hands
-    its setting down through the environment they inherit. Ranks started otherwise (srun
-    on Slurm) run the same job config as rank 0 and read it themselves.
-    """
+    """`hydra.sweeper`'s pruner and storage, as the trial's rank 0 sees them: DDP ranks
+    that Lightning starts run the job's own overrides, not the sweep's (see distributed),
+    so rank 0 hands them down in the environment; srun's ranks read their own config."""
     from hydra.core.hydra_config import HydraConfig
 
     inherited = os.environ.get(PRUNING_ENV)

@@ -1,22 +1,15 @@
-"""Hydra's Optuna sweeper, with the trial loop this project needs around it.
-
-Same config keys as the stock `hydra-optuna-sweeper`; on top of it this sweeper
-- names the study `<experiment>-<hash of the search space>`, so re-running the same sweep
-  resumes its study and a different search space starts a new one;
-- counts `n_trials` in total: a re-run only runs the trials still missing;
-- reseeds the sampler by the number of trials already in the study, so a resumed sweep
-  does not propose its first points again;
-- prunes: each epoch a trial reports `optimized_metric` to its Optuna trial, and the
-  `pruner` (any `optuna.pruners.*`; null: none) stops one that lags behind earlier trials;
-  a pruned trial is PRUNED in Optuna, never a failure (see pruning.py);
-- keeps going when a trial fails (the trial is FAILED in Optuna and MLflow) until more than
-  `max_failure_rate` of this invocation's trials have failed, and stops at once on a config
-  error, which every trial would repeat; ends with a summary, not a traceback;
-- on Ctrl-C or SIGTERM marks the running trials FAILED (never left RUNNING) and the parent
-  run KILLED; at start, marks trials and runs left RUNNING by a killed sweep as dead;
-- opens one MLflow parent run per invocation (`sweep-<study>`), tells every trial its number,
-  study and parent through the `sweep.*` config keys, and logs the study's summary, plots
-  and champion model to the parent at the end.
+"""Hydra's Optuna sweeper (same config keys, plus `pruner`) with this project's trial loop:
+- the study is `<experiment>-<hash of the search space>` and `n_trials` counts in total, so
+  the same command again resumes the study and runs only the missing trials; the sampler is
+  reseeded by trial number (no repeated startup points, no twins among workers);
+- each epoch a trial reports `optimized_metric`; the `pruner` may stop it (PRUNED, never a
+  failure; see pruning.py);
+- a failed trial is FAILED in Optuna and MLflow and the sweep goes on, up to
+  `max_failure_rate`; a config error stops it at once; it ends with a summary;
+- Ctrl-C or SIGTERM: the parent run KILLED, running trials WAITING; they, and trials left
+  RUNNING by a killed sweep, are continued by the next run (tracking/runs/resume.py);
+- one MLflow parent run per invocation (`sweep-<study>`) gets the study's summary, plots
+  and champion model; trials learn their number, study and parent from `sweep.*` keys.
 """
 
 from __future__ import annotations
@@ -29,6 +22,7 @@ import hashlib
 import logging
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +36,7 @@ from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from src.utils.interrupts import interrupts_deferred, sigterm_as_interrupt
 from src.utils.sweep.pruning import instantiate_pruner, share_study
@@ -59,9 +53,9 @@ from src.utils.user_errors import exit_with_message
 log = logging.getLogger(__name__)
 
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-RUNNING = optuna.trial.TrialState.RUNNING
+RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
 # A trial failing with one of these would fail the same way in every trial.
-_STOP_AT_ONCE = ("ConfigError",)
+_STOP_AT_ONCE = {"ConfigError": "the config is invalid", "DiskFull": "the disk is full"}
 
 
 class SweepStopped(RuntimeError):
@@ -75,11 +69,9 @@ def search_space_id(distributions: dict[str, Any]) -> str:
 
 
 def _instantiate_sampler(sampler_config: Any) -> Any:
+    allowed = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")
     try:
-        return instantiate(
-            sampler_config,
-            _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*"),
-        )
+        return instantiate(sampler_config, _execution_whitelist_=allowed)
     except InstantiationException as error:
         exit_with_message(
             f"hydra.sweeper.sampler cannot be created: {str(error).splitlines()[0]}. Pick one "
@@ -94,14 +86,11 @@ def _create_study(**kwargs: Any) -> optuna.Study:
     tables of a new database (PostgreSQL: duplicate key in pg_type); the loser finds them."""
     import sqlalchemy.exc
 
-    for attempt in range(4):
-        try:
+    for attempt in range(3):
+        with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
             return optuna.create_study(**kwargs)
-        except sqlalchemy.exc.SQLAlchemyError:
-            if attempt == 3:
-                raise
-            time.sleep(0.5 + attempt)
-    raise AssertionError("unreachable")
+        time.sleep(0.5 + attempt)
+    return optuna.create_study(**kwargs)
 
 
 def _error_of(job: JobReturn) -> BaseException | None:
@@ -117,8 +106,8 @@ def _pruned(job: JobReturn) -> optuna.TrialPruned | None:
 
 
 class _ExperimentSweeperImpl(OptunaSweeperImpl):
-    def __init__(self, sampler_config: Any, *args: Any, pruner_config: Any = None) -> None:
-        super().__init__(_instantiate_sampler(sampler_config), *args)
+    def __init__(self, sampler_config: Any, pruner_config: Any, **keys: Any) -> None:
+        super().__init__(_instantiate_sampler(sampler_config), **keys)
         self.sampler_config = sampler_config
         self.pruner_config = pruner_config
         self.parent_run_id: str | None = None
@@ -168,23 +157,25 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         metric = OmegaConf.select(self.config, "optimized_metric")
         if metric and len(directions) == 1 and study.metric_names is None:
             study.set_metric_names([metric])  # Optuna Dashboard's plots say val/acc
-        revived = stale_runs.fail_dead_trials(study)
+        revived = stale_runs.requeue_dead_trials(study)
         if revived:
-            log.warning(f"Marked {revived} trial(s) left RUNNING by a killed sweep as FAILED")
-        done = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+            log.warning(f"Continuing trial(s) {revived}, left RUNNING by a killed sweep")
+        if study.trials:  # the same seed would re-propose the first sweep's startup points
+            self._reseed(study, len(study.trials))
+        return study, len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+
+    def _reseed(self, study: optuna.Study, offset: int) -> None:
         seed = OmegaConf.select(self.sampler_config, "seed")
-        partial = OmegaConf.select(self.sampler_config, "_partial_", default=False)
-        if seed is not None and study.trials and not partial:
-            # The same seed would re-propose the first sweep's startup points.
-            reseeded = OmegaConf.merge(self.sampler_config, {"seed": int(seed) + len(study.trials)})
+        if seed is not None and not OmegaConf.select(self.sampler_config, "_partial_"):
+            reseeded = OmegaConf.merge(self.sampler_config, {"seed": int(seed) + offset})
             study.sampler = _instantiate_sampler(reseeded)
-        return study, done
 
     def sweep(self, arguments: list[str]) -> None:
         from src.utils.console import quiet_third_party_noise
         from src.utils.sweep.parent_run import SweepParentRun
 
         quiet_third_party_noise()
+        _quiet_slurm(self.launcher)
         use_write_ahead_log()  # before the study's storage opens its first connection
         self._process_searchspace_config()
         space = self._parse_sweeper_params_config() + list(arguments)
@@ -197,8 +188,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         for name in fixed_params:
             distributions.pop(name, None)
         experiment = self.config.experiment_name
-        if self.study_name is None:
-            self.study_name = f"{experiment}-{space_id}"
+        self.study_name = self.study_name or f"{experiment}-{space_id}"
         directions = self._get_directions()
         if isinstance(self.sampler, functools.partial):
             # The grid sampler is configured partially: its grid is the search space.
@@ -211,10 +201,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         log.info(f"Storage: {redact_url_credentials(str(self.storage))}")
         log.info(f"Sampler: {type(study.sampler).__name__}, directions: {directions}")
         if done:
-            log.info(
-                f"Resuming study {self.study_name}: {done} of {self.n_trials} trials finished, "
-                f"{to_run} to run"
-            )
+            log.info(f"Resuming study {self.study_name}: {done} of {self.n_trials} trials done")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         if to_run == 0:
@@ -231,21 +218,16 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         in_process = isinstance(self.launcher, BasicLauncher)
         if in_process:
             compose_trials_once(self.launcher)
-        with (
-            sigterm_as_interrupt(),
-            SweepParentRun(self.config, self.study_name, arguments) as parent,
-        ):
+        parent_run = SweepParentRun(self.config, self.study_name, arguments)
+        with sigterm_as_interrupt(), parent_run as parent:
             self.parent_run_id = parent.run_id
-            # What the set-up made (Hydra's config, the study, the stores, the parent run)
-            # lives as long as the sweep: frozen like the imports, the first trial's
-            # collection skips its ~300,000 objects (~85 ms). Unreachable among them were
-            # ~1,000 small objects, which stay allocated until the process exits.
+            # The set-up's ~300,000 objects live as long as the sweep: frozen like the
+            # imports, the first trial's collection skips them (~85 ms).
             gc.freeze()
             with deferred_writes() if in_process else contextlib.nullcontext() as writer:
                 try:
-                    failures = self._run_trials(
-                        study, to_run, distributions, fixed_params, fixed_overrides
-                    )
+                    space = (distributions, fixed_params, fixed_overrides)
+                    failures = self._run_trials(study, to_run, space)
                 except SweepStopped as stopped:
                     parent.failure = str(stopped)
                     failures = []
@@ -261,15 +243,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             log.error(parent.failure)
             raise SystemExit(1)
 
-    def _run_trials(
-        self,
-        study: optuna.Study,
-        to_run: int,
-        distributions: dict,
-        fixed_params: dict,
-        fixed_overrides: list[str],
-    ) -> list[tuple[int, str]]:
-        space = (distributions, fixed_params, fixed_overrides)
+    def _run_trials(self, study: optuna.Study, to_run: int, space: tuple) -> list[tuple[int, str]]:
         if self.n_jobs > 1 and not isinstance(self.launcher, BasicLauncher):
             return self._run_trials_refilling(study, to_run, space)
         failures: list[tuple[int, str]] = []
@@ -283,7 +257,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
                 jobs = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             except BaseException:
                 # Ctrl-C, SIGTERM or a launcher crash: these trials will never report back.
-                self._fail_interrupted(study, trials)
+                self._requeue_interrupted(study, trials)
                 raise
             self.job_idx += len(jobs)
             remaining -= len(trials)
@@ -292,18 +266,10 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             self._check_failures(failures, to_run)
         return failures
 
-    def _run_trials_refilling(
-        self, study: optuna.Study, to_run: int, space: tuple[dict, dict, list[str]]
-    ) -> list[tuple[int, str]]:
-        """Keep n_jobs trials in flight: a trial that ends (pruned, say) is replaced at once.
-
-        A launcher returns when every job of its batch has ended, so with batches a pruned
-        trial's worker would wait for the slowest trial of its batch (Hydra issue 1954).
-        Here each trial is a batch of one, launched from its own thread; the launcher's
-        workers (joblib's process pool, submitit jobs) run them side by side. The basic
-        launcher runs trials in this process, where only the main thread gets Ctrl-C: it
-        keeps the batch loop above.
-        """
+    def _run_trials_refilling(self, study: optuna.Study, to_run: int, space: tuple) -> list:
+        """Keep n_jobs trials in flight: one that ends (pruned, say) is replaced at once,
+        not after its batch's slowest (Hydra issue 1954). Each trial is a batch of one,
+        launched from its own thread (joblib workers, submitit jobs)."""
         from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
         failures: list[tuple[int, str]] = []
@@ -335,7 +301,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
                     except SweepStopped as error:
                         stopped = error  # the running trials finish and are told first
         except BaseException:
-            self._fail_interrupted(study, list(running.values()))
+            self._requeue_interrupted(study, list(running.values()))
             _stop_joblib_workers(list(running))
             raise
         finally:
@@ -350,31 +316,22 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         # never ask beyond n_trials finished or running trials in the study. Alone, this
         # changes nothing: the study then holds only this sweep's trials.
         taken = len(study.get_trials(deepcopy=False, states=(*FINISHED_STATES, RUNNING)))
-        if min(remaining, self.n_trials - taken) <= 0:
-            log.info(f"The study has its {self.n_trials} trials (other workers ran the rest)")
-            return []
         with interrupts_deferred():  # a trial half-created in the storage would stay RUNNING
             trials = [study.ask() for _ in range(min(count, remaining, self.n_trials - taken))]
             trials = self._without_surplus(study, trials)
         if not trials:
             log.info(f"The study has its {self.n_trials} trials (other workers ran the rest)")
             return []
-        seed = OmegaConf.select(self.sampler_config, "seed")
-        partial = OmegaConf.select(self.sampler_config, "_partial_", default=False)
-        if seed is not None and not partial:
-            # Seeded by trial number: workers started together on one study would
-            # otherwise propose the same points; alone, runs stay repeatable.
-            reseeded = OmegaConf.merge(self.sampler_config, {"seed": int(seed) + trials[0].number})
-            study.sampler = _instantiate_sampler(reseeded)
+        # By trial number: workers started together on one study would otherwise propose
+        # the same points; alone, runs stay repeatable.
+        self._reseed(study, trials[0].number)
         return trials
 
     def _without_surplus(
         self, study: optuna.Study, trials: list[optuna.trial.Trial]
     ) -> list[optuna.trial.Trial]:
-        """`trials` less those beyond n_trials: two workers that counted the study at the
-        same moment may both have asked for its last trial. The lower trial numbers win;
-        a surplus trial is told FAIL, tagged `surplus`, and never runs (FAIL trials do not
-        count towards n_trials, so a resumed sweep is not affected)."""
+        """`trials` less those beyond n_trials (two workers may both ask for the last one):
+        the lower numbers win; a surplus trial is told FAIL, tagged `surplus`, never run."""
         if all(t.number < self.n_trials for t in trials):
             return trials  # at most number + 1 counted trials up to it: none is surplus
         counted = study.get_trials(deepcopy=False, states=(*FINISHED_STATES, RUNNING))
@@ -388,13 +345,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return kept
 
-    def _record(
-        self,
-        study: optuna.Study,
-        trial: optuna.trial.Trial,
-        job: JobReturn,
-        failures: list[tuple[int, str]],
-    ) -> None:
+    def _record(self, study: optuna.Study, trial: Any, job: JobReturn, failures: list) -> None:
         message = self._tell(study, trial, job)
         if message is None and (pruned := _pruned(job)) is not None:
             log.info(f"Trial {trial.number} pruned: {pruned}")
@@ -404,10 +355,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
 
     def _check_failures(self, failures: list[tuple[int, str]], to_run: int) -> None:
         """Raise SweepStopped on a config error or more failures than max_failure_rate."""
-        if any(m.split(":", 1)[0] in _STOP_AT_ONCE for _, m in failures):
-            raise SweepStopped(
-                _summary(failures, to_run, "the config is invalid, so every trial would fail")
-            )
+        for kind in {m.split(":", 1)[0] for _, m in failures} & _STOP_AT_ONCE.keys():
+            reason = f"{_STOP_AT_ONCE[kind]}, so every trial would fail"
+            raise SweepStopped(_summary(failures, to_run, reason))
         allowed = math.floor(self.max_failure_rate * to_run)
         if len(failures) > allowed:
             reason = (
@@ -417,13 +367,13 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             raise SweepStopped(_summary(failures, to_run, reason))
 
     @staticmethod
-    def _fail_interrupted(study: optuna.Study, trials: list[optuna.trial.Trial]) -> None:
-        for trial in trials:
+    def _requeue_interrupted(study: optuna.Study, trials: list[optuna.trial.Trial]) -> None:
+        for trial in trials:  # WAITING: the same command continues them (stale_runs)
             with interrupts_deferred():
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                study._storage.set_trial_state_values(trial._trial_id, WAITING)
         log.error(
-            f"Sweep interrupted: trial(s) {[t.number for t in trials]} marked FAILED, "
-            "the parent run KILLED. Run the same command again to resume the study."
+            f"Sweep interrupted: trial(s) {[t.number for t in trials]} stopped, the parent run "
+            "KILLED. Run the same command again to continue them and the study."
         )
 
     def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, job: JobReturn) -> str | None:
@@ -445,6 +395,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
                     return None
                 error = FloatingPointError(f"the objective is {values[0]}")
         message = f"{type(error).__name__}: {error}"
+        if type(error).__name__ == "DiskFull":  # the same command continues it, space freed
+            study._storage.set_trial_state_values(trial._trial_id, WAITING)
+            return message
         study._storage.set_trial_user_attr(trial._trial_id, "error", message[:1000])
         _tell_finished(study, trial, state=optuna.trial.TrialState.FAIL)
         return message
@@ -461,23 +414,14 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         best = study.best_trial
         log.info(f"Best parameters: {best.params}")
         log.info(f"Best value: {best.value}")
-        OmegaConf.save(
-            OmegaConf.create(
-                {"name": "optuna", "best_params": best.params, "best_value": best.value}
-            ),
-            sweep_dir / "optimization_results.yaml",
-        )
+        result = {"name": "optuna", "best_params": best.params, "best_value": best.value}
+        OmegaConf.save(OmegaConf.create(result), sweep_dir / "optimization_results.yaml")
 
 
 def _stop_joblib_workers(running: Any) -> None:
-    """Stop joblib's worker processes, as an interrupted joblib.Parallel does itself.
-
-    Their trials run in other threads' Parallel calls, which an interrupt of this thread
-    does not reach. Ctrl-C in a terminal reaches the workers too, and they end their runs
-    KILLED; a SIGTERM to the sweep alone does not, so the workers still running after a
-    grace period get the terminal's SIGINT, then are killed: a worker left running would
-    train on for a trial already told FAILED.
-    """
+    """Stop joblib's workers, as an interrupted joblib.Parallel does: a SIGTERM to the sweep
+    alone does not reach them, so those still running after a grace period get SIGINT (they
+    end their runs KILLED), then are killed; else they train on for trials told FAILED."""
     import os
     import signal
     from concurrent.futures import wait
@@ -491,40 +435,44 @@ def _stop_joblib_workers(running: Any) -> None:
         return
     if wait(running, timeout=5).not_done:
         for process in list(getattr(executor, "_processes", {}).values()):
-            try:
+            with contextlib.suppress(ProcessLookupError, AttributeError):
                 os.kill(process.pid, signal.SIGINT)
-            except (ProcessLookupError, AttributeError):
-                pass
         wait(running, timeout=15)
     executor.shutdown(wait=False, kill_workers=True)
+
+
+def _quiet_slurm(launcher: Any) -> None:
+    """Where Slurm is installed, Lightning hints at srun in every trial run outside it (in
+    this process); without accounting (no slurmdbd) submitit's status poll, sacct, fails
+    three times a poll, aloud. Jobs' ends are seen from their result files all the same."""
+    warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
+    if type(launcher).__name__ == "SlurmLauncher":
+        import subprocess
+
+        from submitit.slurm.slurm import SlurmInfoWatcher
+
+        probe = subprocess.run(["sacct", "-n", "-j", "1"], capture_output=True, check=False)
+        if probe.returncode != 0:
+            SlurmInfoWatcher._make_command = lambda self: None  # type: ignore[method-assign]
 
 
 def _return_freed_memory() -> None:
     """Free a finished trial's objects and hand the heap pages back to the OS.
 
-    The trial's Trainer, model, optimizer and data loaders refer to each other in cycles,
-    which only the cyclic collector frees, and it rarely runs a full collection: the tensors
-    of up to three earlier trials (~40 MB) were still alive while the next one trained.
-    Collected here, every trial starts from the same heap; what survives is frozen like the
-    stack's import-time objects, so the next trial's collection walks only that trial's
-    objects (~0.12 s for the first, a few ms after). A 5-trial sweep peaks ~30 MB lower.
-    glibc keeps freed pages for later allocations, and the next trial's tensors land beside
-    them: a 5-trial sweep peaked ~45 MB higher without the trim (benchmarks/run.py).
-    """
+    A trial's Trainer, model and loaders form cycles the collector rarely reaches: up to
+    three earlier trials' tensors (~40 MB) stayed alive. Collected and frozen here, each
+    trial starts from the same heap and the next collection walks only its own objects; the
+    trim hands glibc's freed pages back. A 5-trial sweep peaks ~30 + ~45 MB lower
+    (benchmarks/run.py)."""
     gc.collect()
     gc.freeze()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc (macOS, musl): nothing to hand back this way
 
 
 def _tell_finished(study: optuna.Study, trial: optuna.trial.Trial, **outcome: Any) -> None:
-    """`study.tell`, tolerating the grid sampler's "grid exhausted" stop request.
-
-    GridSampler calls `study.stop()` once every grid point is taken, which raises outside
-    `study.optimize`; Optuna has stored the trial's outcome by then (a `finally` block).
-    """
+    """`study.tell`, tolerating GridSampler's `study.stop()` once the grid is taken (it raises
+    outside `study.optimize`, after Optuna stored the outcome)."""
     try:
         with interrupts_deferred():
             study.tell(trial, **outcome)
@@ -540,59 +488,26 @@ def _summary(failures: list[tuple[int, str]], planned: int, reason: str) -> str:
 
 
 class ExperimentSweeper(OptunaSweeper):
-    """Drop-in replacement for `hydra_plugins...OptunaSweeper` (same config keys)."""
+    """Drop-in replacement for `hydra_plugins...OptunaSweeper` (its keys, plus `pruner`)."""
 
-    def __init__(
-        self,
-        sampler: Any,
-        direction: Any,
-        storage: Any | None,
-        study_name: str | None,
-        n_trials: int,
-        n_jobs: int,
-        max_failure_rate: float,
-        custom_search_space: str | None,
-        params: DictConfig | None,
-        pruner: Any | None = None,
-    ) -> None:
-        self.sweeper = _ExperimentSweeperImpl(
-            sampler,
-            direction,
-            storage,
-            study_name,
-            n_trials,
-            n_jobs,
-            max_failure_rate,
-            custom_search_space,
-            params,
-            pruner_config=pruner,
-        )
+    def __init__(self, sampler: Any, pruner: Any | None = None, **keys: Any) -> None:
+        self.sweeper = _ExperimentSweeperImpl(sampler, pruner, **keys)
 
 
 @dataclass
 class ExperimentSweeperConf(OptunaSweeperConf):
-    """The stock sweeper's config keys plus `pruner`."""
-
     _target_: str = "src.utils.sweep.sweeper.ExperimentSweeper"
     # An optuna.pruners.* config by _target_; None: never prune.
     pruner: Any | None = None
 
 
 def register_sweeper() -> None:
-    """Make `hydra/sweeper: experiment` and its sweeper class known to Hydra.
-
-    Hydra instantiates only sweepers it has registered; ours lives in the project rather
-    than in a `hydra_plugins` package, so it is registered by hand, with a config schema
-    that adds `pruner` to the stock sweeper's keys (the stock schema rejects unknown keys).
-    """
+    """Make `hydra/sweeper: experiment` known to Hydra: it instantiates registered sweepers
+    only, and ours is not in a `hydra_plugins` package; its schema adds `pruner`."""
     from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
 
     Plugins.instance().register(ExperimentSweeper)
     ConfigStore.instance().store(
-        group="hydra/sweeper",
-        name="experiment",
-        node=ExperimentSweeperConf,
-        provider="project",
-        replace=True,
+        "experiment", ExperimentSweeperConf, "hydra/sweeper", provider="project", replace=True
     )

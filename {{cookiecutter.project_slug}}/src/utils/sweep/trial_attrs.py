@@ -1,11 +1,7 @@
-"""A new trial's user attributes, written to its study's storage in one transaction.
-
-Each trial records its fixed parameters (Hydra's Optuna sweeper stores every `key=value`
-of the command line that is not searched) and its owner (host, pid; see stale_runs) as
-user attributes. Optuna writes each one as a transaction of its own: a read of the trial,
-an upsert and a commit, ~2 ms each on SQLite and more beside the writer thread. Here they go
-to an RDB storage (SQLite, PostgreSQL, MySQL) in one transaction, through Optuna's own
-per-attribute statement; other storages (in-memory, journal files) get one call each.
+"""A new trial's user attributes (its fixed parameters and owner, see stale_runs), written
+in one transaction: Optuna writes each as one of its own (~2 ms each on SQLite, more beside
+the writer thread). RDB storages get Optuna's own statement per attribute in one
+transaction; other storages (in-memory, journal files) one call each.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """A sweep trial's config, composed by Hydra once and then only re-valued.
 
-Hydra composes every trial's config from the config files again (defaults list, schema
-checks, merges): ~60 ms per trial on two cores, a tenth of a one-batch trial (the
-template's benchmarks/run.py). Optuna's trials differ only in the values of the searched
-keys and the `sweep.*` keys, so after the first trial each one is the first trial's config
-with those values set the way Hydra sets them (`key=value` overrides on the composed,
-struct-checked config). Anything else, such as a trial that picks another config group
-option or adds or deletes a key, is composed by Hydra in full.
+Hydra composes every trial's config from the files again: ~60 ms per trial on two cores,
+a tenth of a one-batch trial (benchmarks/run.py). Trials differ only in the values of the
+searched and `sweep.*` keys, so later trials are the first one's config with those values
+set as Hydra sets them; any other change (a config group option, a key added or deleted)
+is composed in full.
 """
 
 from __future__ import annotations

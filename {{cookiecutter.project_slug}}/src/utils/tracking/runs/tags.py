@@ -14,12 +14,15 @@ from src.utils.paths import PROJECT_ROOT
 from src.utils.tracking.store.redaction import redact_override
 
 # Which process owns a run or trial (see stale_runs): a RUNNING one whose owner is gone
-# can never finish.
-HOST_TAG, PID_TAG = "process.host", "process.pid"
+# can never finish. The start time tells a reused process id from the owner.
+HOST_TAG, PID_TAG, STARTED_TAG = "process.host", "process.pid", "process.started"
 
 
 def owner_tags() -> dict[str, str]:
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    import psutil
+
+    started = f"{psutil.Process().create_time():.0f}"
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), STARTED_TAG: started}
 
 
 def git_tags(root: Path = PROJECT_ROOT) -> dict[str, str]:
@@ -27,12 +30,10 @@ def git_tags(root: Path = PROJECT_ROOT) -> dict[str, str]:
 
     def git(*args: str) -> str | None:
         try:
-            result = subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
-            )
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             return None
-        return result.stdout.strip() if result.returncode == 0 else None
+        return done.stdout.decode().strip() if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
     if commit is None:
@@ -61,12 +62,9 @@ def run_tags(
         **git_tags(),
         **owner_tags(),
     }
-    if study_name is not None:
-        tags["study_name"] = study_name
-    if trial_number is not None:
-        tags["trial_number"] = str(trial_number)
-    if parent_run_id is not None:
-        tags["mlflow.parentRunId"] = parent_run_id
+    links = {"study_name": study_name, "trial_number": trial_number}
+    links["mlflow.parentRunId"] = parent_run_id
+    tags.update({k: str(v) for k, v in links.items() if v is not None})
     tags.update({str(k): str(v) for k, v in (extra or {}).items()})
     return tags
 

@@ -11,6 +11,7 @@ next one starts, while params, config, environment, checkpoint, plots and model 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import time
 import traceback
@@ -27,7 +28,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.interrupts import interrupt_safe
-from src.utils.paths import PROJECT_ROOT
+from src.utils.paths import LIGHTNING_LOGS_DIR, PROJECT_ROOT
 from src.utils.tracking.registry import MODEL_ARTIFACT
 from src.utils.tracking.runs.deferred_writes import RunWrites, active_writer
 from src.utils.tracking.runs.environment import (
@@ -36,6 +37,7 @@ from src.utils.tracking.runs.environment import (
     installed_packages,
     mlflow_project_run,
 )
+from src.utils.tracking.runs.resume import disk_full, job_overrides
 from src.utils.tracking.runs.system_metrics import SystemMetrics
 from src.utils.tracking.runs.tags import run_tags
 from src.utils.tracking.store.mlflow_store import (
@@ -50,21 +52,11 @@ _SWEEPER_OVERRIDE_PREFIX = "sweep."
 
 
 class RunOwnedMLFlowLogger(MLFlowLogger):
-    """Lightning's MLflow logger for a run that `TrainingRun` creates, writes and ends.
+    """Lightning's MLflow logger for a run that `TrainingRun` creates, writes and ends (once:
+    Lightning would end it FINISHED after `fit` and `test`, before the test metrics, the
+    checkpoint and the model). In a sweep its metrics go through the writer thread."""
 
-    Lightning would end the run after `fit` and again after `test`, marking it FINISHED
-    before the test metrics, checkpoint and model are logged (and costing two store round
-    trips each time); the run ends once, when the `with TrainingRun` block does. In a sweep
-    its metrics go through the sweep's writer thread like the run's other writes.
-    """
-
-    def __init__(
-        self,
-        *,
-        experiment_id: str,
-        submit: Callable[[str, Callable[[], Any]], None] | None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, experiment_id: str, submit: Callable | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # The run and its experiment are known: no store round trip to look them up.
         self._experiment_id, self._initialized = experiment_id, True
@@ -76,8 +68,7 @@ class RunOwnedMLFlowLogger(MLFlowLogger):
         return None
 
     def log_hyperparams(self, params: Any) -> None:
-        # TrainingRun logs the whole resolved config as params; Lightning would log the
-        # model's hyperparameters again after fit and after test (two store writes each).
+        # TrainingRun logs the whole config; Lightning would log hparams after fit and test.
         return None
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -86,40 +77,34 @@ class RunOwnedMLFlowLogger(MLFlowLogger):
         from mlflow.entities import Metric
 
         # Read now (the values and their time), written by the writer thread.
-        now = int(time.time() * 1000)
-        batch = [
-            Metric(key, float(value), now, step or 0)
-            for key, value in metrics.items()
-            if not isinstance(value, str)
-        ]
-        self._submit(
-            ", ".join(metrics), lambda: self._mlflow_client.log_batch(self.run_id, metrics=batch)
-        )
+        now, numbers = int(time.time() * 1000), metrics.items()
+        batch = [Metric(k, float(v), now, step or 0) for k, v in numbers if not isinstance(v, str)]
+        write = self._mlflow_client.log_batch
+        self._submit(", ".join(metrics), lambda: write(self.run_id, metrics=batch))
         return None
 
 
 class TrainingRun:
     """Create, log into and close one MLflow run for a training job."""
 
-    def __init__(self, cfg: DictConfig, *, entry_point: str, model_kind: str) -> None:
+    def __init__(self, cfg: DictConfig, entry_point: str, model_kind: str, resume: Any = None):
+        """`resume`: a training.resume.ResumePoint, whose run this one continues."""
         from mlflow import MlflowClient
 
-        self._experiment_name = cfg.experiment_name
-        sweep = cfg.sweep
+        self._experiment_name, sweep, self._resume = cfg.experiment_name, cfg.sweep, resume
         # `mlflow run` (MLproject) made a run for this process; sweep trials get their own.
-        project_run = mlflow_project_run() if sweep.trial_number is None else None
+        self._project_run = mlflow_project_run() if sweep.trial_number is None else None
         self.uri = configure_mlflow(cfg.mlflow.tracking_uri)
         self.client = interrupt_safe(MlflowClient(self.uri))
         self.experiment_id = get_or_create_experiment(self.client, cfg.experiment_name)
-        overrides = _job_overrides()
+        overrides = job_overrides()
         script = Path(entry_point).resolve()  # the train.py: tagged relative to the project
         if script.is_relative_to(PROJECT_ROOT):
             entry_point = script.relative_to(PROJECT_ROOT).as_posix()
-        if sweep.trial_number is not None:
-            run_name = f"trial-{int(sweep.trial_number):03d}"
-        else:
-            run_name = f"run-{datetime.now():%Y%m%d-%H%M%S}"
-        tags = run_tags(
+        trial = sweep.trial_number
+        now = f"run-{datetime.now():%Y%m%d-%H%M%S}"
+        self.run_name = now if trial is None else f"trial-{int(trial):03d}"
+        self._tags = run_tags(
             entry_point=entry_point,
             overrides=[o for o in overrides if not o.startswith(_SWEEPER_OVERRIDE_PREFIX)],
             model_kind=model_kind,
@@ -128,9 +113,6 @@ class TrainingRun:
             parent_run_id=sweep.parent_run_id,
             extra=cfg.mlflow.tags,
         )
-        self.run_name = run_name
-        self._project_run = project_run
-        self._tags = tags
         self._resolved = OmegaConf.to_container(cfg, resolve=True)
         # What is written to the store never holds credentials (see redaction).
         self._resolved_yaml = OmegaConf.to_yaml(OmegaConf.create(redact_tree(self._resolved)))
@@ -139,23 +121,25 @@ class TrainingRun:
         # The sweep's writer thread, when there is one (see deferred).
         self._writer = active_writer()
         self._writes: RunWrites | None = None
-        self._system_metrics_interval = (
-            float(cfg.mlflow.system_metrics_interval) if cfg.mlflow.system_metrics else None
-        )
-        self._system_metrics: SystemMetrics | None = None
+        every = cfg.mlflow.system_metrics and float(cfg.mlflow.system_metrics_interval)
+        self._system_metrics_interval, self._system_metrics = every or None, None
         self._last_metrics: list[Any] = []  # see log_metrics
 
     def __enter__(self) -> TrainingRun:
-        self.run_id = self._adopt_or_create(self._project_run, self.run_name, self._tags)
+        if self._resume is not None:
+            self.run_id = self._reopen(self._resume)
+        else:
+            self.run_id = self._adopt_or_create(self._project_run, self.run_name, self._tags)
+        # train.py's best.ckpt and last.ckpt: deleted once FINISHED (the best is in MLflow).
+        self.checkpoint_dir = LIGHTNING_LOGS_DIR / self._experiment_name / self.run_id
         if self._writer is not None:
             self._writes = self._writer.open_run(self.client, self.run_id)
         # From here on the run exists: a signal or an error before the `with` body starts
         # must still end it (KILLED or FAILED), never leave it RUNNING.
         try:
             self._submit("params", self._log_params)
-            # Not MLflow's async logging: its queue costs up to 1 s per run to flush (the
-            # template's benchmarks/run.py). In a sweep the writer thread takes the metrics;
-            # alone, they are written as Lightning logs them (a few ms each).
+            # Not MLflow's async logging (up to 1 s per run to flush, benchmarks/run.py): in a
+            # sweep the writer thread takes the metrics; alone, they are written at once.
             self.logger = RunOwnedMLFlowLogger(
                 experiment_name=self._experiment_name,
                 tracking_uri=self.uri,
@@ -166,18 +150,33 @@ class TrainingRun:
             self.log_text(self._resolved_yaml, "config/config.yaml")
             self.log_text("\n".join(self._overrides) + "\n", "config/overrides.txt")
             self.log_environment()
-            if self._system_metrics_interval is not None:
-                self._system_metrics = SystemMetrics(
-                    self.run_id, self.uri, self._system_metrics_interval
-                )
+            if (every := self._system_metrics_interval) is not None:
+                self._system_metrics = SystemMetrics(self.run_id, self.uri, every)
                 self._system_metrics.start()
         except BaseException as error:
             self.__exit__(type(error), error, error.__traceback__)
             raise
         return self
 
+    def _reopen(self, point: Any) -> str:
+        """The killed run back to RUNNING, tagged with when and how often it was resumed."""
+        run = self.client.get_run(point.run_id)
+        self.run_name = run.info.run_name
+        tags = {k: v for k, v in self._tags.items() if k.startswith(("process.", "mlflow.parent"))}
+        times = int(run.data.tags.get("resumed", 0)) + 1
+        tags.update(resumed=str(times), resumed_at=f"{datetime.now():%Y-%m-%dT%H:%M:%S}")
+        self.client.update_run(point.run_id, status="RUNNING")
+        self.run_id = point.run_id
+        self._log_tags(tags)
+        for stale in {"error", "killed_reason"} & set(run.data.tags):
+            self.client.delete_tag(point.run_id, stale)
+        return point.run_id
+
     def _log_params(self) -> None:
         from mlflow.entities import Param
+
+        if self._resume is not None:
+            return  # logged when the run started; MLflow refuses to change a param
 
         # `mlflow run` may have logged its -P parameters into the adopted run already.
         logged = self.client.get_run(self.run_id).data.params if self._project_run else {}
@@ -186,15 +185,9 @@ class TrainingRun:
         for start in range(0, len(params), 100):  # MLflow's batch limit
             self.client.log_batch(self.run_id, params=params[start : start + 100])
 
-    def _adopt_or_create(
-        self, project_run: MlflowProjectRun | None, run_name: str, tags: dict[str, str]
-    ) -> str:
-        """A new run; under `mlflow run`, possibly the run that `mlflow run` made.
-
-        One run when `mlflow run` logs into this store and this experiment; a child of its
-        run when it logs into this store under another experiment; otherwise (its default
-        ./mlflow.db) a run of our own, linked to its run by tags.
-        """
+    def _adopt_or_create(self, project_run: MlflowProjectRun | None, run_name: str, tags: dict):
+        """A new run; under `mlflow run`, the run it made when it logs into this store and
+        experiment, else a child of it (this store) or a run linked to it by tags."""
         from mlflow.entities import RunTag
 
         if project_run is not None:
@@ -229,12 +222,7 @@ class TrainingRun:
         self._submit("env tags", lambda: self.client.log_batch(self.run_id, tags=tags))
         self.log_text(installed_packages(), "environment/requirements.txt")
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         try:
             if self._system_metrics is not None:
                 # Its last sample is a store write like the others: in a sweep, the writer
@@ -242,22 +230,23 @@ class TrainingRun:
                 self._submit("system metrics", self._system_metrics.stop)
         finally:
             self._end(exc_type, exc, tb)
+        how = f"continue with resume={self.run_id}"
+        if "trial_number" in self._tags:
+            how = "run the same sweep command again: the trial continues"
+        if (full := disk_full(exc, self.checkpoint_dir, how)) is not None:
+            raise full from exc
         return False
 
-    def _end(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # A sweep's pruner stopped the trial: a decision, not an error. The run keeps what it
-        # logged and ends FINISHED, tagged so the UI can filter pruned trials out.
+    def _end(self, exc_type: Any, exc: BaseException | None, tb: TracebackType | None) -> None:
+        # A pruned trial: a decision, not an error; FINISHED, tagged for the UI's filters.
         pruned_tags: dict[str, str] = {}
         if isinstance(exc, optuna.TrialPruned):
             epoch = getattr(exc, "epoch", None)  # set by src.utils.sweep.pruning
             pruned_tags = {"pruned": "true", "pruned_at_epoch": str(epoch)}
             exc_type, exc, tb = None, None, None
         trace = "".join(traceback.format_exception(exc_type, exc, tb)) if exc else ""
+        if exc is None and (folder := self.checkpoint_dir).exists():  # after the best's upload
+            self._submit("local checkpoints", lambda: shutil.rmtree(folder, ignore_errors=True))
         if self._writes is not None:
             if pruned_tags:
                 self._submit("pruned tags", lambda: self._log_tags(pruned_tags))
@@ -295,16 +284,13 @@ class TrainingRun:
         self._submit(", ".join(metrics), lambda: self.client.log_batch(self.run_id, metrics=batch))
 
     def log_image(self, image: Any, artifact_file: str) -> None:
-        def write() -> None:
-            self.client.log_image(self.run_id, image, artifact_file=artifact_file)
-
-        self._submit(artifact_file, write)
+        write = self.client.log_image
+        self._submit(artifact_file, lambda: write(self.run_id, image, artifact_file=artifact_file))
 
     def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
-        def write() -> None:
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
-
-        self._submit(f"{artifact_path or '.'}/{Path(path).name}", write)
+        write = self.client.log_artifact
+        name = f"{artifact_path or '.'}/{Path(path).name}"
+        self._submit(name, lambda: write(self.run_id, str(path), artifact_path))
 
     def log_data_versions(self, dataset_config: Any, features: Any) -> None:
         """Which dataset and feature versions trained this run: hashes as tags, the
@@ -315,33 +301,23 @@ class TrainingRun:
     def _log_data(self, dataset_config: Any, manifest: dict, feature_digest: str) -> None:
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
-        from mlflow.entities import DatasetInput, InputTag, RunTag
+        from mlflow.entities import DatasetInput, InputTag
 
         from src.utils.stages.manifests import digest_of
 
         dataset_manifest = manifest["inputs"]["dataset"]
         dataset_digest = digest_of(dataset_manifest)
-        tags = {
-            "data.dataset": dataset_manifest["stage"],
-            "data.dataset_sha256": dataset_digest,
-            "data.feature": manifest["stage"],
-            "data.feature_sha256": feature_digest,
-        }
-        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        tags = {"data.dataset": dataset_manifest["stage"], "data.dataset_sha256": dataset_digest}
+        tags.update({"data.feature": manifest["stage"], "data.feature_sha256": feature_digest})
+        self._log_tags(tags)
         self.client.log_dict(self.run_id, manifest, "data/feature_manifest.json")
         inputs = []
         for name, path, digest, context in (
             (dataset_manifest["stage"], dataset_config["data_dir"], dataset_digest, "source"),
-            (
-                manifest["stage"],
-                manifest.get("folder", ""),
-                feature_digest,
-                "train",
-            ),
+            (manifest["stage"], manifest.get("folder", ""), feature_digest, "train"),
         ):
             with warnings.catch_warnings():
-                # MLflow registers the local-file source class twice and warns it "can be
-                # interpreted in multiple ways"; both are the same class.
+                # MLflow registers its local-file source twice: "interpreted in multiple ways".
                 warnings.simplefilter("ignore", UserWarning)
                 source = resolve_dataset_source(str(path) or ".")
             dataset = MetaDataset(source=source, name=name, digest=digest[:16])
@@ -350,12 +326,9 @@ class TrainingRun:
         self.client.log_inputs(self.run_id, datasets=inputs)
 
     def log_pytorch_model(self, model: torch.nn.Module, input_example: torch.Tensor) -> None:
-        """Log `model` as an MLflow pytorch model with signature and input example.
-
-        Pickle format on purpose: MLflow 3.14+ defaults to `pt2` (torch.export), which
-        loads back as a GraphModule rather than this class. Requirements are given, not
-        inferred, because inference re-imports the model in a subprocess (seconds).
-        """
+        """Log `model` as an MLflow pytorch model with signature and input example; pickled
+        (MLflow's `pt2` loads back as a GraphModule), requirements given, not inferred (a
+        subprocess re-imports the model: seconds)."""
         model = model.eval()
         example = input_example.detach().cpu().clone()  # not a view that keeps the test set
         linked = self._last_metrics
@@ -364,31 +337,24 @@ class TrainingRun:
     def _save_model(self, model: torch.nn.Module, example: torch.Tensor, linked: list[Any]) -> None:
         """The LoggedModel `runs:/<run_id>/model` resolves to, written with MlflowClient.
 
-        `mlflow.pytorch.log_model` does the same and more, per trial: it opens the run
-        through the fluent API (and ends it), reads every param and, to link metrics to the
-        model, every metric's whole history back from the store. Without that a sweep
-        process spends ~60 ms less CPU per 1-batch trial (measured on two cores), CPU the
-        next trial's training wants. Here the model gets this run's params,
-        source tags and the metrics logged last (the test pass's), and the load-back check
-        runs once per model class and process.
-        """
+        `mlflow.pytorch.log_model` also opens and ends the run through the fluent API and
+        reads every param and metric history back: ~60 ms more CPU per 1-batch trial (two
+        cores). Here the model gets the run's params, source tags and last metrics."""
         import mlflow
         from mlflow.entities import LoggedModelOutput, Metric
         from mlflow.models import Model, infer_signature
 
         from src.utils.entry_point import hidden_modules
 
-        # mlflow.pytorch imports its Lightning autologging, which imports the standalone
-        # pytorch_lightning package: a second copy of Lightning (~250 modules, ~60 ms and
-        # ~6 MB while the next trial trains). Autologging is not used here; a process that
-        # calls mlflow.pytorch.autolog() later still imports it then.
+        # Not its Lightning autologging (unused): it imports pytorch_lightning, a second
+        # Lightning (~250 modules, ~60 ms, ~6 MB); mlflow.pytorch.autolog() still loads it.
         with hidden_modules(["mlflow.pytorch._lightning_autolog"]):
             import mlflow.pytorch
 
         with torch.no_grad():
             output = model(example).cpu().numpy()
         source = {
-            k: v for k, v in self._tags.items() if k.startswith(("mlflow.source.", "mlflow.user"))
+            k: v for k, v in self._tags.items() if k.startswith(("mlflow.source", "mlflow.u"))
         }
         logged = self.client.create_logged_model(
             experiment_id=self.experiment_id,
@@ -439,13 +405,9 @@ class TrainingRun:
 
 @contextlib.contextmanager
 def _no_requirement_scan() -> Iterator[None]:
-    """Skip MLflow's check of the model's requirements against the installed packages.
-
-    The requirements are this environment's own versions, so the check cannot find a
-    mismatch; it maps every installed distribution's modules, on saving and again on the
-    serving-input check's reload (seconds per trial on two cores, measured by the
-    template's benchmarks/run.py). Loading the model elsewhere still checks.
-    """
+    """Skip MLflow's check of the model's requirements against the installed packages: they
+    are this environment's own versions, and the check maps every installed distribution's
+    modules (seconds per trial, benchmarks/run.py). Loading elsewhere still checks."""
     import mlflow.pyfunc
     from mlflow.utils import environment as mlflow_environment
 
@@ -466,14 +428,8 @@ _SERVING_CHECKED: set[type] = set()
 
 
 def _check_serving_once(model_class: type, path: Path, example: torch.Tensor) -> None:
-    """Load a saved model back as `mlflow models serve` does (pyfunc) and predict its input
-    example; warn, as MLflow's log_model does, if that fails.
-
-    ~80 ms of CPU (measured on two cores) while the next trial trains; every trial of a
-    sweep logs the same class, so the first one's check says all there is to say.
-    """
-    import logging
-
+    """Load a saved model back as `mlflow models serve` does and predict its input example;
+    warn, as MLflow does, if that fails. Once per class: ~80 ms of CPU each (two cores)."""
     import mlflow.pyfunc
 
     if model_class in _SERVING_CHECKED:
@@ -482,16 +438,8 @@ def _check_serving_once(model_class: type, path: Path, example: torch.Tensor) ->
     try:
         mlflow.pyfunc.load_model(str(path)).predict(example.numpy())
     except Exception as error:  # noqa: BLE001 - a warning, as MLflow gives it
-        logging.getLogger(__name__).warning(
+        warnings.warn(
             f"The logged {model_class.__name__} did not predict its input example when "
-            f"loaded back, so `mlflow models serve` may fail on it: {error}"
+            f"loaded back, so `mlflow models serve` may fail on it: {error}",
+            stacklevel=1,
         )
-
-
-def _job_overrides() -> list[str]:
-    """The overrides Hydra applied to this job (empty outside Hydra)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return []
-    return list(HydraConfig.get().overrides.task)
