@@ -180,3 +180,33 @@ def test_the_file_system_of_a_path_is_its_innermost_mount():
     assert of("/home/me/shared drive/project/logs/optuna.db") == "nfs4"
     assert of("/home/me/shared2/logs/optuna.db") == "ext4"
     assert of("/tmp/x.db") == "tmpfs"
+
+
+def test_the_ui_start_marks_runs_of_dead_processes_killed_and_leaves_live_ones(
+    tracking_uri: str, caplog: pytest.LogCaptureFixture
+):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mlflow import MlflowClient
+
+    from src.utils.tracking.runs.tags import PID_TAG, owner_tags
+    from src.utils.tracking.store.mlflow_store import configure_mlflow, get_or_create_experiment
+    from src.utils.tracking.store.stale_runs import kill_dead_runs_in_file
+
+    client = MlflowClient(configure_mlflow())
+    experiment_id = get_or_create_experiment(client, "model01")
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
+    )
+    dead_tags = {**owner_tags(), PID_TAG: gone.stdout.decode().strip()}
+    dead_tags["mlflow.source.name"] = "src/model/model01/train.py"
+    dead = client.create_run(experiment_id, run_name="killed", tags=dead_tags).info.run_id
+    live = client.create_run(experiment_id, run_name="alive", tags=owner_tags()).info.run_id
+
+    assert kill_dead_runs_in_file(Path(tracking_uri.removeprefix("sqlite:///"))) == 1
+    assert client.get_run(dead).info.status == "KILLED"
+    assert client.get_run(dead).data.tags["killed_reason"] == "its process is gone (killed)"
+    assert client.get_run(live).info.status == "RUNNING"
+    assert f"To continue it: python src/model/model01/train.py resume={dead}" in caplog.text

@@ -1,12 +1,10 @@
-"""Optuna pruning for a sweep's trials: stop a trial whose epochs lag behind earlier trials'.
-
-`hydra.sweeper.pruner` picks the rule (any `optuna.pruners.*`; null: never prune). Each
-epoch a trial reports `optimized_metric` and stops when the pruner says so: train() raises
-`optuna.TrialPruned`, the MLflow run ends FINISHED tagged `pruned`/`pruned_at_epoch`, and
-the sweeper tells Optuna PRUNED. Trials in any process (the sweep's, joblib, submitit,
-Slurm) reach their Optuna trial through the study's storage (read from the job's own Hydra
-config: its password never travels in an override) by study name and trial number; in the
-sweep's process the sweeper's own study object is reused.
+"""Optuna pruning: stop a sweep trial whose epochs lag behind earlier trials'. The rule is
+`hydra.sweeper.pruner` (any `optuna.pruners.*`; null: never prune), asked with each epoch's
+`optimized_metric`: train() raises `optuna.TrialPruned`, the MLflow run ends FINISHED tagged
+`pruned`/`pruned_at_epoch`, the sweeper tells Optuna PRUNED. Trials in any process reach their
+Optuna trial by study name and trial number through the study's storage, read from the job's
+own Hydra config (its password never travels in an override); the sweep's process reuses the
+sweeper's study object.
 """
 
 from __future__ import annotations
@@ -69,10 +67,9 @@ def attach_trial(
 
 
 class TrialPruning(PyTorchLightningPruningCallback):
-    """optuna-integration's Lightning pruning callback (it reports `monitor` per validation,
-    and under DDP rank 0 decides; `check_pruned()` after fit raises in every rank, which
-    needs an RDB storage), which also puts the epoch on the raised `optuna.TrialPruned` as
-    `.epoch` (it survives pickling back from a worker) for the MLflow run's tags."""
+    """optuna-integration's Lightning pruning callback (reports `monitor` per validation; under
+    DDP rank 0 decides and `check_pruned()` after fit raises in every rank, on RDB storage),
+    plus `.epoch` on the raised `optuna.TrialPruned` (it survives pickling) for the run's tags."""
 
     def __init__(self, trial: optuna.trial.Trial, monitor: str) -> None:
         super().__init__(trial, monitor)
@@ -100,11 +97,9 @@ class TrialPruning(PyTorchLightningPruningCallback):
 
 
 def trial_pruning(cfg: DictConfig) -> TrialPruning | None:
-    """The pruning callback of a sweep trial; None for a single run or `pruner: null`.
-
-    Every DDP rank of a trial gets the same answer: the integration's ranks meet in a
-    broadcast each epoch, and a rank without the callback would leave the others waiting.
-    """
+    """The pruning callback of a sweep trial; None for a single run or `pruner: null`. Every
+    DDP rank gets the same answer: the ranks meet in a broadcast each epoch, and a rank
+    without the callback would leave the others waiting."""
     sweep = cfg.sweep
     if sweep.trial_number is None or sweep.study_name is None:
         return None  # a single run is never pruned: nothing to compare it with

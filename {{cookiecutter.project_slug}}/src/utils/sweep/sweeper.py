@@ -1,15 +1,13 @@
 """Hydra's Optuna sweeper (same config keys, plus `pruner`) with this project's trial loop:
-- the study is `<experiment>-<hash of the search space>` and `n_trials` counts in total, so
-  the same command again resumes the study and runs only the missing trials; the sampler is
-  reseeded by trial number (no repeated startup points, no twins among workers);
-- each epoch a trial reports `optimized_metric`; the `pruner` may stop it (PRUNED, never a
-  failure; see pruning.py);
+- study `<experiment>-<search space hash>`, `n_trials` in total: the same command resumes it
+  and runs only the missing trials; the sampler is reseeded by trial number (no twins);
+- the `pruner` may stop a trial by its per-epoch `optimized_metric` (PRUNED, see pruning.py);
 - a failed trial is FAILED in Optuna and MLflow and the sweep goes on, up to
   `max_failure_rate`; a config error stops it at once; it ends with a summary;
-- Ctrl-C or SIGTERM: the parent run KILLED, running trials WAITING; they, and trials left
-  RUNNING by a killed sweep, are continued by the next run (tracking/runs/resume.py);
-- one MLflow parent run per invocation (`sweep-<study>`) gets the study's summary, plots
-  and champion model; trials learn their number, study and parent from `sweep.*` keys.
+- Ctrl-C or SIGTERM: parent run KILLED, running trials WAITING; they, and trials left RUNNING
+  by a killed sweep, are continued by the next run (tracking/runs/resume.py);
+- one MLflow parent run per invocation (`sweep-<study>`) gets the summary, plots and champion
+  model; trials learn their number, study and parent from `sweep.*` keys.
 """
 
 from __future__ import annotations
@@ -21,9 +19,13 @@ import gc
 import hashlib
 import logging
 import math
+import os
+import signal
+import subprocess
 import time
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,31 +95,14 @@ def _create_study(**kwargs: Any) -> optuna.Study:
     return optuna.create_study(**kwargs)
 
 
-def _error_of(job: JobReturn) -> BaseException | None:
-    if job.status == JobStatus.COMPLETED:
-        return None
-    return job._return_value if isinstance(job._return_value, BaseException) else None
-
-
-def _pruned(job: JobReturn) -> optuna.TrialPruned | None:
-    """The job's `optuna.TrialPruned`: returned by train.py's main(), or raised."""
-    value = job._return_value
-    return value if isinstance(value, optuna.TrialPruned) else None
-
-
 class _ExperimentSweeperImpl(OptunaSweeperImpl):
     def __init__(self, sampler_config: Any, pruner_config: Any, **keys: Any) -> None:
         super().__init__(_instantiate_sampler(sampler_config), **keys)
-        self.sampler_config = sampler_config
-        self.pruner_config = pruner_config
+        self.sampler_config, self.pruner_config = sampler_config, pruner_config
         self.parent_run_id: str | None = None
 
     def _configure_trials(
-        self,
-        trials: list[optuna.trial.Trial],
-        distributions: dict,
-        fixed_params: dict,
-        fixed_overrides: list[str],
+        self, trials: list, distributions: dict, fixed_params: dict, fixed_overrides: list[str]
     ) -> Sequence[Sequence[str]]:
         # Hydra's version stores each fixed parameter as a user attribute of its own (one
         # transaction each): here they and the trial's owner are stored together.
@@ -157,8 +142,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         metric = OmegaConf.select(self.config, "optimized_metric")
         if metric and len(directions) == 1 and study.metric_names is None:
             study.set_metric_names([metric])  # Optuna Dashboard's plots say val/acc
-        revived = stale_runs.requeue_dead_trials(study)
-        if revived:
+        if revived := stale_runs.requeue_dead_trials(study):
             log.warning(f"Continuing trial(s) {revived}, left RUNNING by a killed sweep")
         if study.trials:  # the same seed would re-propose the first sweep's startup points
             self._reseed(study, len(study.trials))
@@ -213,16 +197,15 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             return
         stale_runs.kill_dead_runs(self.config)
 
-        # Trials in this process hand their last uploads to a writer thread, which writes
-        # them while the next trial trains (see tracking/runs/deferred_writes.py).
+        # In-process trials hand their uploads to a writer thread (runs/deferred_writes.py).
         in_process = isinstance(self.launcher, BasicLauncher)
         if in_process:
             compose_trials_once(self.launcher)
         parent_run = SweepParentRun(self.config, self.study_name, arguments)
         with sigterm_as_interrupt(), parent_run as parent:
             self.parent_run_id = parent.run_id
-            # The set-up's ~300,000 objects live as long as the sweep: frozen like the
-            # imports, the first trial's collection skips them (~85 ms).
+            # The set-up's ~300,000 objects outlive the trials: frozen, collections skip them
+            # (the first trial's: ~85 ms).
             gc.freeze()
             with deferred_writes() if in_process else contextlib.nullcontext() as writer:
                 try:
@@ -267,11 +250,9 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         return failures
 
     def _run_trials_refilling(self, study: optuna.Study, to_run: int, space: tuple) -> list:
-        """Keep n_jobs trials in flight: one that ends (pruned, say) is replaced at once,
-        not after its batch's slowest (Hydra issue 1954). Each trial is a batch of one,
-        launched from its own thread (joblib workers, submitit jobs)."""
-        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-
+        """Keep n_jobs trials in flight, each a batch of one launched from its own thread:
+        one that ends (pruned, say) is replaced at once, not after its batch's slowest
+        (Hydra issue 1954)."""
         failures: list[tuple[int, str]] = []
         remaining = to_run
         running: dict[Future, optuna.trial.Trial] = {}
@@ -311,10 +292,8 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         return failures
 
     def _ask(self, study: optuna.Study, count: int, remaining: int) -> list[optuna.trial.Trial]:
-        """Up to `count` new trials, never beyond n_trials in the study; [] when it is full."""
-        # Other workers may add to the same study (a shared storage such as PostgreSQL):
-        # never ask beyond n_trials finished or running trials in the study. Alone, this
-        # changes nothing: the study then holds only this sweep's trials.
+        """Up to `count` new trials, never beyond n_trials finished or running trials in the
+        study (other workers may share it, e.g. on PostgreSQL); [] when it is full."""
         taken = len(study.get_trials(deepcopy=False, states=(*FINISHED_STATES, RUNNING)))
         with interrupts_deferred():  # a trial half-created in the storage would stay RUNNING
             trials = [study.ask() for _ in range(min(count, remaining, self.n_trials - taken))]
@@ -322,32 +301,25 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         if not trials:
             log.info(f"The study has its {self.n_trials} trials (other workers ran the rest)")
             return []
-        # By trial number: workers started together on one study would otherwise propose
-        # the same points; alone, runs stay repeatable.
+        # By trial number: no twins among workers sharing a study; alone, runs stay repeatable.
         self._reseed(study, trials[0].number)
         return trials
 
-    def _without_surplus(
-        self, study: optuna.Study, trials: list[optuna.trial.Trial]
-    ) -> list[optuna.trial.Trial]:
+    def _without_surplus(self, study: optuna.Study, trials: list) -> list[optuna.trial.Trial]:
         """`trials` less those beyond n_trials (two workers may both ask for the last one):
         the lower numbers win; a surplus trial is told FAIL, tagged `surplus`, never run."""
         if all(t.number < self.n_trials for t in trials):
             return trials  # at most number + 1 counted trials up to it: none is surplus
         counted = study.get_trials(deepcopy=False, states=(*FINISHED_STATES, RUNNING))
         allowed = {t.number for t in sorted(counted, key=lambda t: t.number)[: self.n_trials]}
-        kept = []
-        for trial in trials:
-            if trial.number in allowed:
-                kept.append(trial)
-                continue
+        for trial in (t for t in trials if t.number not in allowed):
             trial.set_user_attr("surplus", "another worker asked for the last trial at once")
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        return kept
+        return [t for t in trials if t.number in allowed]
 
     def _record(self, study: optuna.Study, trial: Any, job: JobReturn, failures: list) -> None:
         message = self._tell(study, trial, job)
-        if message is None and (pruned := _pruned(job)) is not None:
+        if message is None and isinstance(pruned := job._return_value, optuna.TrialPruned):
             log.info(f"Trial {trial.number} pruned: {pruned}")
         elif message is not None:
             failures.append((trial.number, message))
@@ -379,11 +351,13 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
     def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, job: JobReturn) -> str | None:
         """Report one finished job to Optuna; return its error message if it failed."""
         _return_freed_memory()
-        if _pruned(job) is not None:
+        value = job._return_value
+        if isinstance(value, optuna.TrialPruned):  # returned by train.py's main(), or raised
             # A decision of the pruner, not a failure: it never counts to max_failure_rate.
             _tell_finished(study, trial, state=optuna.trial.TrialState.PRUNED)
             return None
-        error = _error_of(job)
+        failed = job.status != JobStatus.COMPLETED and isinstance(value, BaseException)
+        error = value if failed else None
         if error is None:
             try:
                 values = [float(job.return_value)]
@@ -402,9 +376,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         _tell_finished(study, trial, state=optuna.trial.TrialState.FAIL)
         return message
 
-    def _report(
-        self, study: optuna.Study, failures: list[tuple[int, str]], sweep_dir: Path
-    ) -> None:
+    def _report(self, study: optuna.Study, failures: list, sweep_dir: Path) -> None:
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if failures:
             log.warning(f"{len(failures)} trial(s) failed in this sweep (see their MLflow runs)")
@@ -422,10 +394,6 @@ def _stop_joblib_workers(running: Any) -> None:
     """Stop joblib's workers, as an interrupted joblib.Parallel does: a SIGTERM to the sweep
     alone does not reach them, so those still running after a grace period get SIGINT (they
     end their runs KILLED), then are killed; else they train on for trials told FAILED."""
-    import os
-    import signal
-    from concurrent.futures import wait
-
     try:
         from joblib.externals.loky import reusable_executor
     except ImportError:
@@ -447,8 +415,6 @@ def _quiet_slurm(launcher: Any) -> None:
     three times a poll, aloud. Jobs' ends are seen from their result files all the same."""
     warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
     if type(launcher).__name__ == "SlurmLauncher":
-        import subprocess
-
         from submitit.slurm.slurm import SlurmInfoWatcher
 
         probe = subprocess.run(["sacct", "-n", "-j", "1"], capture_output=True, check=False)
@@ -457,13 +423,10 @@ def _quiet_slurm(launcher: Any) -> None:
 
 
 def _return_freed_memory() -> None:
-    """Free a finished trial's objects and hand the heap pages back to the OS.
-
-    A trial's Trainer, model and loaders form cycles the collector rarely reaches: up to
-    three earlier trials' tensors (~40 MB) stayed alive. Collected and frozen here, each
-    trial starts from the same heap and the next collection walks only its own objects; the
-    trim hands glibc's freed pages back. A 5-trial sweep peaks ~30 + ~45 MB lower
-    (benchmarks/run.py)."""
+    """Free a finished trial's objects (its Trainer, model and loaders form cycles the collector
+    rarely reaches: up to three trials' tensors, ~40 MB, stayed alive); frozen, the next
+    collection walks only the next trial's objects; the trim hands glibc's freed pages back.
+    A 5-trial sweep peaks ~30 + ~45 MB lower (benchmarks/run.py)."""
     gc.collect()
     gc.freeze()
     with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
@@ -497,8 +460,7 @@ class ExperimentSweeper(OptunaSweeper):
 @dataclass
 class ExperimentSweeperConf(OptunaSweeperConf):
     _target_: str = "src.utils.sweep.sweeper.ExperimentSweeper"
-    # An optuna.pruners.* config by _target_; None: never prune.
-    pruner: Any | None = None
+    pruner: Any | None = None  # an optuna.pruners.* config by _target_; None: never prune
 
 
 def register_sweeper() -> None:

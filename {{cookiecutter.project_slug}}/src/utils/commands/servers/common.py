@@ -1,6 +1,5 @@
-"""What the server commands share: options, .env, the port check, the store, the exec.
-Standard library only at import time, so that outside the project's environment a command
-can still say how to install it."""
+"""What the server commands share: options, .env, the port check, the store, the exec. Standard
+library only at import time: outside the project's environment a command says how to install."""
 
 from __future__ import annotations
 
@@ -10,6 +9,7 @@ import functools
 import importlib.util
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,13 +36,11 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
 
 
 def parser(doc: str | None, port: int, host: bool = True) -> argparse.ArgumentParser:
-    """--host and --port; `parse_known_args` leaves every other option to the server."""
+    """--host and --port; `parse_known_args` leaves every other option to the server. -h is
+    --host, as in `mlflow server`; no abbreviations: a prefix of the server's own must reach it."""
+    raw, prog = argparse.RawDescriptionHelpFormatter, Path(sys.argv[0]).stem
     options = argparse.ArgumentParser(
-        prog=Path(sys.argv[0]).stem,
-        description=doc,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        add_help=False,  # -h is --host, as in `mlflow server`
-        allow_abbrev=False,  # a prefix of the server's own options must reach the server
+        prog, description=doc, formatter_class=raw, add_help=False, allow_abbrev=False
     )
     options.add_argument("--help", action="help")
     if host:
@@ -52,7 +50,6 @@ def parser(doc: str | None, port: int, host: bool = True) -> argparse.ArgumentPa
 
 
 def main(command: Callable[[list[str]], None]) -> None:
-    """Run `command(sys.argv[1:])`; a CommandError becomes one message and exit status 1."""
     try:
         command(sys.argv[1:])
     except CommandError as error:
@@ -70,8 +67,7 @@ def require(module: str, what: str, command: str) -> None:
 
 
 def load_env_file(path: Path | None) -> None:
-    """.env (docker compose's format) into the environment, whose variables win; python-dotenv
-    comes with MLflow: call `require("mlflow", ...)` first."""
+    """.env (compose format) into os.environ, whose variables win; require MLflow (dotenv) first."""
     if path is not None and not path.is_file():
         raise CommandError(f"no env file at {path}")
     from dotenv import load_dotenv
@@ -89,8 +85,7 @@ def listen(host: str, port: int, what: str, risk: str = "") -> str:
             f"trusted network only, or tunnel: ssh -L {port}:127.0.0.1:{port} <this machine>"
         )
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        if sys.platform != "win32":  # there SO_REUSEADDR would bind a port in use
-            # The servers bind with SO_REUSEADDR too: only a live listener counts as in use.
+        if sys.platform != "win32":  # as the servers bind (Windows: even to a port in use)
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("" if host in ("0.0.0.0", "::") else host, port))
@@ -109,24 +104,19 @@ def mlflow_store() -> tuple[str, Path | None]:
     uri = tracking_uri()
     db = Path(uri.removeprefix("sqlite:///")).resolve() if uri.startswith("sqlite:") else None
     if db is not None and not db.is_file():
-        raise CommandError(
-            f"no MLflow store at {db} yet.\n"
-            "Run training first, e.g.: poetry run python src/model/model01/train.py"
-        )
+        hint = "Run training first, e.g.: poetry run python src/model/model01/train.py"
+        raise CommandError(f"no MLflow store at {db} yet.\n{hint}")
     return uri, db
 
 
 def exec_python(*args: str) -> NoReturn:
-    """Become `python <args>` in the project folder, so that Ctrl-C and a supervisor's
-    signals reach the server itself."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # as mlflow_store does
-    # The job runner (GenAI judges, prompt optimisation) costs seconds of start-up.
+    """Become `python <args>` in the project folder: Ctrl-C, a supervisor's signals reach it."""
+    # No telemetry (as mlflow_store); no job runner (GenAI judges): seconds of start-up.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     # This environment's console scripts (`mlflow models serve` runs uvicorn from PATH).
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     os.chdir(PROJECT_ROOT)
     if sys.platform == "win32":  # no exec there: a child, whose exit status is ours
-        import subprocess
-
         raise SystemExit(subprocess.call([sys.executable, *args]))
     os.execv(sys.executable, [sys.executable, *args])

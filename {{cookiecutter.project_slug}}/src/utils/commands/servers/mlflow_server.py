@@ -1,9 +1,7 @@
-"""Start an MLflow tracking server for a team: runs in a database, artifacts served through
-it. Each setting from the command line, else the environment, else .env (see .env.example).
---auth (on by itself beyond loopback, unless --no-auth): MLflow's login, admin from .env,
-users with scripts/mlflow_users.sh. Passwords reach MLflow through the environment and a
-private file, never a command line (`ps` shows those).
-"""
+"""Start an MLflow tracking server for a team: runs in a database, artifacts served through it.
+Each setting from the command line, else the environment, else .env (see .env.example). --auth
+(on by itself beyond loopback, unless --no-auth): MLflow's login, admin from .env, users with
+scripts/mlflow_users.sh. Passwords never go on a command line (`ps` shows those)."""
 
 from __future__ import annotations
 
@@ -116,12 +114,11 @@ def serve(argv: list[str]) -> None:
     args, _ = options.parse_known_args(argv)
     common.require("mlflow", "MLflow", "mlflow_server.sh")
     common.load_env_file(args.env_file)
-    # Parsed again, with the defaults that the environment and .env give.
     env = os.environ.get
     options.set_defaults(host=env("MLFLOW_SERVER_HOST", "127.0.0.1"))
     options.set_defaults(port=env("MLFLOW_SERVER_PORT", "5000"))
     options.set_defaults(workers=env("MLFLOW_SERVER_WORKERS", "2"))
-    args, extra = options.parse_known_args(argv)
+    args, extra = options.parse_known_args(argv)  # again: the environment's and .env's defaults
     backend = backend_store(args.backend_store_uri)
     artifacts = artifact_destination(args.artifacts_destination)
     public = args.host not in common.LOOPBACK

@@ -2,8 +2,7 @@
 
 bash scripts/mlflow_ui.sh                      # http://127.0.0.1:5000
 bash scripts/mlflow_ui.sh --port 5001          # anything else goes to `mlflow server`
-bash scripts/mlflow_ui.sh --host 0.0.0.0       # reachable from other machines (warns)
-"""
+bash scripts/mlflow_ui.sh --host 0.0.0.0       # reachable from other machines (warns)"""
 
 from __future__ import annotations
 
@@ -21,6 +20,7 @@ from src.utils.paths import MLRUNS_DIR, is_minimized
 # Each link opens MLflow's own "shared view" of the experiment's run table (an experiment
 # tag, as the UI's Share button saves it): the UI takes columns only from a saved view.
 VIEW_TAG = "mlflow.sharedViewState.best-runs"
+SET_TAG = "INSERT OR REPLACE INTO experiment_tags (key, value, experiment_id) VALUES (?,?,?)"
 OF_RUNS = (
     "JOIN runs r ON r.run_uuid = x.run_uuid "
     "WHERE r.experiment_id = ? AND r.lifecycle_stage = 'active'"
@@ -63,12 +63,8 @@ def print_experiment_links(db: Path, base: str) -> None:
     except sqlite3.Error:
         return  # a store MLflow has yet to migrate: the server will say what is wrong
     try:
-        with sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=10) as connection:
-            connection.executemany(
-                "INSERT OR REPLACE INTO experiment_tags (key, value, experiment_id) "
-                "VALUES (?, ?, ?)",
-                [(VIEW_TAG, json.dumps(view), i) for i, view in views.items()],
-            )
+        with sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=10) as store:
+            store.executemany(SET_TAG, [(VIEW_TAG, json.dumps(v), i) for i, v in views.items()])
         saved = True
     except sqlite3.Error as error:  # a store this user may only read: the links only sort
         common.say(f"  (run-table columns not saved: {error}; the links only sort)")
@@ -107,9 +103,11 @@ def serve(argv: list[str]) -> None:
     base = common.listen(args.host, args.port, "the UI", "read and delete runs")
     common.say(f"MLflow UI: {base}  (Ctrl-C stops it)\n  experiments: {base}/#/experiments")
     if db is not None:
+        from src.utils.tracking.store.stale_runs import kill_dead_runs_in_file
+
+        kill_dead_runs_in_file(db)  # runs a killed process left RUNNING: KILLED, and how to go on
         print_experiment_links(db, base)
-    # Through the environment, so that no database password shows in the process list.
-    os.environ["MLFLOW_BACKEND_STORE_URI"] = uri
+    os.environ["MLFLOW_BACKEND_STORE_URI"] = uri  # not argv, where `ps` shows a DB password
     # One worker: it answers in seconds where MLflow's default four take ~18 s on two cores.
     common.exec_python(
         "-m", "mlflow", "server", "--default-artifact-root", (MLRUNS_DIR / "artifacts").as_uri(),

@@ -1,7 +1,6 @@
 """Open Optuna Dashboard on this project's sweeps, from any directory: --study NAME checks it
 exists and prints only its link; --storage URL (default logs/optuna.db) is another
-hydra.sweeper.storage. Other options go to `optuna-dashboard`.
-"""
+hydra.sweeper.storage. Other options go to `optuna-dashboard`."""
 
 from __future__ import annotations
 
@@ -20,9 +19,8 @@ SWEEP_HINT = (
 )
 # Optuna's own tables (the same in SQLite, PostgreSQL and MySQL): id, name, trial count.
 STUDIES = (
-    "SELECT s.study_id, s.study_name, COUNT(t.trial_id) FROM studies s "
-    "LEFT JOIN trials t ON t.study_id = s.study_id "
-    "GROUP BY s.study_id, s.study_name ORDER BY s.study_id"
+    "SELECT s.study_id, s.study_name, COUNT(t.trial_id) FROM studies s LEFT JOIN trials t "
+    "ON t.study_id = s.study_id GROUP BY s.study_id, s.study_name ORDER BY s.study_id"
 )
 
 
@@ -51,9 +49,8 @@ def read_studies(url: str) -> tuple[str, list[tuple[int, str, int]]]:
     except Exception as error:  # noqa: BLE001 - driver, network, login, schema: say which
         detail = (str(error).strip() or type(error).__name__).splitlines()[0]
         detail = detail.replace(str(password), "***") if password else detail
-        where = redact_url_credentials(url)
-        message = f"cannot read the Optuna studies in {where}: {redact_url_credentials(detail)}"
-        raise common.CommandError(message) from None
+        message = f"cannot read the Optuna studies in {url}: {detail}"
+        raise common.CommandError(redact_url_credentials(message)) from None
     if db is not None and not has_studies:
         raise common.CommandError(
             f"{db} is not an Optuna study storage (no such table: studies).\n{SWEEP_HINT}"
@@ -85,8 +82,7 @@ def serve(argv: list[str]) -> None:
     for study_id, name, n_trials in studies:
         if args.study in ("", name):
             common.say(f"  {name} ({n_trials} trials): {base}/dashboard/studies/{study_id}")
-    # On the standard library's wsgiref server: "auto" picks MLflow's gunicorn, whose
-    # releases >= 25.1 share one control socket in ~/.gunicorn between all instances.
+    # wsgiref: "auto" picks MLflow's gunicorn, whose releases >= 25.1 share one ~/.gunicorn socket.
     (dashboard,) = entry_points(group="console_scripts", name="optuna-dashboard")
     sys.argv = ["optuna-dashboard", url, "--host", args.host, "--port", str(args.port)]
     sys.argv += ["--server", "wsgiref", *extra]  # the user's options come last and win

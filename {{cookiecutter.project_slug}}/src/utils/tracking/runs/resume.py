@@ -1,9 +1,7 @@
-"""`resume=<run id>|last` and re-launched sweep trials: the killed run to continue.
-
-A killed run's last epoch is in logs/lightning/<experiment>/<run id>/last.ckpt (see
-training/resume.py). `resume=` composes the run's overrides (kept there), then this
-command's (`resume=last trainer.max_epochs=10` trains longer); a changed `model.*` is
-refused. A sweep trial launched again finds its run by study and trial number.
+"""`resume=<run id>|last` and re-launched sweep trials: the killed run to continue, from its
+logs/lightning/<experiment>/<run id>/last.ckpt (training/resume.py). `resume=` composes the
+run's overrides (kept there), then this command's (`resume=last trainer.max_epochs=10` trains
+longer), refusing a changed `model.*`; a sweep trial finds its run by study and trial number.
 """
 
 from __future__ import annotations
@@ -57,9 +55,9 @@ class ResumePoint:
 
 
 def resume_point(cfg: DictConfig) -> tuple[DictConfig, ResumePoint | None]:
-    """The config and run to continue for `resume=...` or a sweep's re-run trial, else
-    (cfg, None). Runs of the experiment whose process died are marked KILLED (after the
-    checks: a bad `resume=` writes nothing)."""
+    """The config and run to continue for `resume=...` or a sweep's re-run trial, else (cfg,
+    None). Dead runs of the experiment are marked KILLED after the checks (a bad `resume=`
+    writes nothing)."""
     trial = cfg.sweep.trial_number is not None
     chosen = os.environ.get(RANK_ZERO_RUN_ENV)  # None but in a DDP rank > 0
     if cfg.get("resume") is None and not trial:
@@ -93,11 +91,8 @@ def resume_point(cfg: DictConfig) -> tuple[DictConfig, ResumePoint | None]:
             )
         saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["resume"]
         cfg, point.overrides = _with_run_overrides(saved["overrides"], run.info.run_id)
-        changed = [
-            f"model.{key}: {saved['model'].get(key)} -> {value}"
-            for key, value in OmegaConf.to_container(cfg.model).items()
-            if saved["model"].get(key) != value
-        ]
+        was, now = saved["model"], OmegaConf.to_container(cfg.model)
+        changed = [f"model.{k}: {was.get(k)} -> {v}" for k, v in now.items() if was.get(k) != v]
         if changed:
             raise ResumeError(
                 f"resume={run.info.run_id}: the model no longer matches its checkpoint "
@@ -123,9 +118,8 @@ def _named_run(client: Any, experiment: Any, wanted: str, name: str) -> Any:
             max_results=200,
             order_by=["attributes.start_time DESC"],
         )
-        for run in runs or []:
-            sweep = "trial_number" in run.data.tags or "run_kind" in run.data.tags
-            if not sweep and unfinished(run):  # a sweep's runs: the sweep command continues
+        for run in runs or []:  # not a sweep's runs: the sweep command continues them
+            if not {"trial_number", "run_kind"} & run.data.tags.keys() and unfinished(run):
                 return run
         raise ResumeError(f"resume=last: experiment {name} has no unfinished run to continue")
     try:

@@ -1,11 +1,8 @@
-"""The MLflow run of one training job: created named and tagged, always closed.
-
-A run is created with MlflowClient (not MLflow's fluent API) so trials of a sweep never
-share hidden global state, and handed to Lightning's MLFlowLogger by id. Leaving the
-`with` block ends the run FINISHED, FAILED (with the error) or KILLED (Ctrl-C). Inside a
-sweep that runs its trials in-process, everything but the run's creation and Lightning's
-metrics is written by the sweep's worker thread (see deferred): the trial trains, and the
-next one starts, while params, config, environment, checkpoint, plots and model are stored.
+"""The MLflow run of one training job: created named and tagged, always closed (FINISHED,
+FAILED with the error, or KILLED on Ctrl-C). Created with MlflowClient, not the fluent API
+(no global state shared by a sweep's trials), and handed to Lightning's MLFlowLogger by id.
+In an in-process sweep the sweep's writer thread (see deferred) stores params, config,
+environment, checkpoint, plots and model while the trial trains and the next one starts.
 """
 
 from __future__ import annotations
@@ -30,21 +27,12 @@ from omegaconf import DictConfig, OmegaConf
 from src.utils.interrupts import interrupt_safe
 from src.utils.paths import LIGHTNING_LOGS_DIR, PROJECT_ROOT
 from src.utils.tracking.registry import MODEL_ARTIFACT
+from src.utils.tracking.runs import environment
 from src.utils.tracking.runs.deferred_writes import RunWrites, active_writer
-from src.utils.tracking.runs.environment import (
-    MlflowProjectRun,
-    environment_tags,
-    installed_packages,
-    mlflow_project_run,
-)
 from src.utils.tracking.runs.resume import disk_full, job_overrides
 from src.utils.tracking.runs.system_metrics import SystemMetrics
 from src.utils.tracking.runs.tags import run_tags
-from src.utils.tracking.store.mlflow_store import (
-    configure_mlflow,
-    end_run,
-    get_or_create_experiment,
-)
+from src.utils.tracking.store import mlflow_store
 from src.utils.tracking.store.redaction import flatten_config, redact_override, redact_tree
 
 # Keys the sweeper fills in; they describe the run, they are not hyperparameters.
@@ -81,7 +69,6 @@ class RunOwnedMLFlowLogger(MLFlowLogger):
         batch = [Metric(k, float(v), now, step or 0) for k, v in numbers if not isinstance(v, str)]
         write = self._mlflow_client.log_batch
         self._submit(", ".join(metrics), lambda: write(self.run_id, metrics=batch))
-        return None
 
 
 class TrainingRun:
@@ -93,10 +80,10 @@ class TrainingRun:
 
         self._experiment_name, sweep, self._resume = cfg.experiment_name, cfg.sweep, resume
         # `mlflow run` (MLproject) made a run for this process; sweep trials get their own.
-        self._project_run = mlflow_project_run() if sweep.trial_number is None else None
-        self.uri = configure_mlflow(cfg.mlflow.tracking_uri)
+        self._project_run = environment.mlflow_project_run() if sweep.trial_number is None else None
+        self.uri = mlflow_store.configure_mlflow(cfg.mlflow.tracking_uri)
         self.client = interrupt_safe(MlflowClient(self.uri))
-        self.experiment_id = get_or_create_experiment(self.client, cfg.experiment_name)
+        self.experiment_id = mlflow_store.get_or_create_experiment(self.client, cfg.experiment_name)
         overrides = job_overrides()
         script = Path(entry_point).resolve()  # the train.py: tagged relative to the project
         if script.is_relative_to(PROJECT_ROOT):
@@ -118,8 +105,7 @@ class TrainingRun:
         self._resolved_yaml = OmegaConf.to_yaml(OmegaConf.create(redact_tree(self._resolved)))
         self._overrides = [redact_override(o) for o in overrides]
         self.run_id = ""
-        # The sweep's writer thread, when there is one (see deferred).
-        self._writer = active_writer()
+        self._writer = active_writer()  # the sweep's writer thread, if any (see deferred)
         self._writes: RunWrites | None = None
         every = cfg.mlflow.system_metrics and float(cfg.mlflow.system_metrics_interval)
         self._system_metrics_interval, self._system_metrics = every or None, None
@@ -134,8 +120,7 @@ class TrainingRun:
         self.checkpoint_dir = LIGHTNING_LOGS_DIR / self._experiment_name / self.run_id
         if self._writer is not None:
             self._writes = self._writer.open_run(self.client, self.run_id)
-        # From here on the run exists: a signal or an error before the `with` body starts
-        # must still end it (KILLED or FAILED), never leave it RUNNING.
+        # From here on, a signal or error must end the run (KILLED, FAILED), never RUNNING.
         try:
             self._submit("params", self._log_params)
             # Not MLflow's async logging (up to 1 s per run to flush, benchmarks/run.py): in a
@@ -177,7 +162,6 @@ class TrainingRun:
 
         if self._resume is not None:
             return  # logged when the run started; MLflow refuses to change a param
-
         # `mlflow run` may have logged its -P parameters into the adopted run already.
         logged = self.client.get_run(self.run_id).data.params if self._project_run else {}
         flat = flatten_config(self._resolved).items()
@@ -185,48 +169,44 @@ class TrainingRun:
         for start in range(0, len(params), 100):  # MLflow's batch limit
             self.client.log_batch(self.run_id, params=params[start : start + 100])
 
-    def _adopt_or_create(self, project_run: MlflowProjectRun | None, run_name: str, tags: dict):
+    def _adopt_or_create(
+        self, project_run: environment.MlflowProjectRun | None, run_name: str, tags: dict
+    ):
         """A new run; under `mlflow run`, the run it made when it logs into this store and
         experiment, else a child of it (this store) or a run linked to it by tags."""
         from mlflow.entities import RunTag
 
         if project_run is not None:
+            run_id = project_run.run_id
             try:
-                existing = self.client.get_run(project_run.run_id)
+                existing = self.client.get_run(run_id)
             except Exception:  # noqa: BLE001 - not in this store
                 existing = None
             if existing is None:
-                tags = {
-                    **tags,
-                    "mlflow_project.run_id": project_run.run_id,
-                    "mlflow_project.tracking_uri": str(project_run.tracking_uri),
-                }
+                tags = {**tags, "mlflow_project.run_id": run_id}
+                tags["mlflow_project.tracking_uri"] = str(project_run.tracking_uri)
             elif existing.info.experiment_id == self.experiment_id:
-                self.client.update_run(project_run.run_id, name=run_name)
-                mine = [
-                    RunTag(k, v)
-                    for k, v in tags.items()
-                    if not (k.startswith("mlflow.source.") and k in existing.data.tags)
-                ]
-                self.client.log_batch(project_run.run_id, tags=mine)
-                return project_run.run_id
+                self.client.update_run(run_id, name=run_name)
+                theirs = {k for k in existing.data.tags if k.startswith("mlflow.source.")}
+                mine = [RunTag(k, v) for k, v in tags.items() if k not in theirs]
+                self.client.log_batch(run_id, tags=mine)
+                return run_id
             else:
-                tags = {**tags, "mlflow.parentRunId": project_run.run_id}
+                tags = {**tags, "mlflow.parentRunId": run_id}
         return self.client.create_run(self.experiment_id, run_name=run_name, tags=tags).info.run_id
 
     def log_environment(self) -> None:
         """Python, torch and CUDA versions as env.* tags; the installed packages as a file."""
         from mlflow.entities import RunTag
 
-        tags = [RunTag(k, v) for k, v in environment_tags().items()]
+        tags = [RunTag(k, v) for k, v in environment.environment_tags().items()]
         self._submit("env tags", lambda: self.client.log_batch(self.run_id, tags=tags))
-        self.log_text(installed_packages(), "environment/requirements.txt")
+        self.log_text(environment.installed_packages(), "environment/requirements.txt")
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         try:
             if self._system_metrics is not None:
-                # Its last sample is a store write like the others: in a sweep, the writer
-                # thread takes it (before the run ends) while the next trial starts.
+                # Its last sample, written before the run ends (in a sweep: by the writer).
                 self._submit("system metrics", self._system_metrics.stop)
         finally:
             self._end(exc_type, exc, tb)
@@ -240,25 +220,22 @@ class TrainingRun:
     def _end(self, exc_type: Any, exc: BaseException | None, tb: TracebackType | None) -> None:
         # A pruned trial: a decision, not an error; FINISHED, tagged for the UI's filters.
         pruned_tags: dict[str, str] = {}
-        if isinstance(exc, optuna.TrialPruned):
-            epoch = getattr(exc, "epoch", None)  # set by src.utils.sweep.pruning
-            pruned_tags = {"pruned": "true", "pruned_at_epoch": str(epoch)}
+        if isinstance(exc, optuna.TrialPruned):  # its .epoch: set by src.utils.sweep.pruning
+            pruned_tags = {"pruned": "true", "pruned_at_epoch": str(getattr(exc, "epoch", None))}
             exc_type, exc, tb = None, None, None
         trace = "".join(traceback.format_exception(exc_type, exc, tb)) if exc else ""
         if exc is None and (folder := self.checkpoint_dir).exists():  # after the best's upload
             self._submit("local checkpoints", lambda: shutil.rmtree(folder, ignore_errors=True))
-        if self._writes is not None:
-            if pruned_tags:
-                self._submit("pruned tags", lambda: self._log_tags(pruned_tags))
-            self._writer.end(self._writes, exc, trace)
-            return
         try:
             if pruned_tags:
-                self._log_tags(pruned_tags)
-            if exc is not None:
+                self._submit("pruned tags", lambda: self._log_tags(pruned_tags))
+            if exc is not None and self._writes is None:  # the writer stores it with the end
                 self.log_text(trace, "error.txt")
         finally:
-            end_run(self.client, self.run_id, exc)
+            if self._writes is not None:
+                self._writer.end(self._writes, exc, trace)
+            else:
+                mlflow_store.end_run(self.client, self.run_id, exc)
 
     def _log_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
@@ -335,11 +312,9 @@ class TrainingRun:
         self._submit(MODEL_ARTIFACT, lambda: self._save_model(model, example, linked))
 
     def _save_model(self, model: torch.nn.Module, example: torch.Tensor, linked: list[Any]) -> None:
-        """The LoggedModel `runs:/<run_id>/model` resolves to, written with MlflowClient.
-
-        `mlflow.pytorch.log_model` also opens and ends the run through the fluent API and
-        reads every param and metric history back: ~60 ms more CPU per 1-batch trial (two
-        cores). Here the model gets the run's params, source tags and last metrics."""
+        """The LoggedModel `runs:/<run_id>/model` resolves to, with the run's params, source
+        tags and last metrics; `mlflow.pytorch.log_model` would also open and end the run and
+        read every param and metric back: ~60 ms more CPU per 1-batch trial (two cores)."""
         import mlflow
         from mlflow.entities import LoggedModelOutput, Metric
         from mlflow.models import Model, infer_signature
@@ -353,16 +328,15 @@ class TrainingRun:
 
         with torch.no_grad():
             output = model(example).cpu().numpy()
-        source = {
-            k: v for k, v in self._tags.items() if k.startswith(("mlflow.source", "mlflow.u"))
-        }
+        tags = {k: v for k, v in self._tags.items() if k.startswith(("mlflow.source", "mlflow.u"))}
         logged = self.client.create_logged_model(
             experiment_id=self.experiment_id,
             name=MODEL_ARTIFACT,
             source_run_id=self.run_id,
             params=dict(flatten_config(self._resolved)),
-            tags=source,
+            tags=tags,
         )
+        pins = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"]
         try:
             with tempfile.TemporaryDirectory() as folder, _no_requirement_scan():
                 path = Path(folder, MODEL_ARTIFACT)
@@ -379,10 +353,7 @@ class TrainingRun:
                     serialization_format="pickle",
                     signature=infer_signature(example.numpy(), output),
                     input_example=example.numpy(),
-                    pip_requirements=[
-                        f"torch=={torch.__version__.split('+')[0]}",
-                        f"mlflow=={mlflow.__version__}",
-                    ],
+                    pip_requirements=pins,
                 )
                 _check_serving_once(type(model), path, example)
                 self.client.log_model_artifacts(logged.model_id, str(path))
@@ -393,14 +364,9 @@ class TrainingRun:
         # Linked last: a run with a model output always has the model's files.
         step = max((m.step for m in linked), default=0)
         self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, step)])
-        if linked:
-            self.client.log_batch(
-                self.run_id,
-                metrics=[
-                    Metric(m.key, m.value, m.timestamp, m.step, model_id=logged.model_id)
-                    for m in linked
-                ],
-            )
+        with_model = [Metric(m.key, m.value, m.timestamp, m.step, logged.model_id) for m in linked]
+        if with_model:
+            self.client.log_batch(self.run_id, metrics=with_model)
 
 
 @contextlib.contextmanager

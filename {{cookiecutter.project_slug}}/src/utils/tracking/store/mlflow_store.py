@@ -1,8 +1,5 @@
-"""One MLflow store for the whole project: where it is, and opening and closing runs in it.
-
-$MLFLOW_TRACKING_URI when set (a team server), else `logs/mlruns/mlflow.db` with artifacts in
-`logs/mlruns/artifacts/`, from the project root: training, notebooks and the UI meet there.
-"""
+"""One MLflow store where training, notebooks and the UI meet, and opening and closing runs in it:
+$MLFLOW_TRACKING_URI when set (a team server), else <project>/logs/mlruns/{mlflow.db,artifacts/}."""
 
 from __future__ import annotations
 
@@ -43,7 +40,6 @@ def _get(uri: str, path: str, **params: str) -> Any:
 def check_server(uri: str, timeout: float = SERVER_CHECK_TIMEOUT_S) -> None:
     """Fail within `timeout` seconds with advice when an http(s) tracking server is down or
     refuses the login (from the environment, else the project's .env)."""
-    import urllib.error
     import urllib.request
 
     from dotenv import dotenv_values
@@ -51,17 +47,14 @@ def check_server(uri: str, timeout: float = SERVER_CHECK_TIMEOUT_S) -> None:
     for key, value in dotenv_values(PROJECT_ROOT / ".env").items():
         if key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD") and value:
             os.environ.setdefault(key, value)
-    url = uri.rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 - the user's own URI
-            pass
-    except urllib.error.HTTPError:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()  # noqa: S310
+    except urllib.request.HTTPError:
         pass  # it answered: an auth error or a proxy's 404 is MLflow's to report
-    except (urllib.error.URLError, TimeoutError, OSError) as error:
-        reason = getattr(error, "reason", error)
+    except (urllib.request.URLError, TimeoutError, OSError) as error:
         _refuse(
             f"The MLflow tracking server at {uri} (MLFLOW_TRACKING_URI) did not answer within "
-            f"{timeout:.0f} s ({reason}). Start the server, or unset "
+            f"{timeout:.0f} s ({getattr(error, 'reason', error)}). Start the server, or unset "
             "MLFLOW_TRACKING_URI to log into this project's logs/mlruns"
         )
     if _get(uri, "2.0/mlflow/users/current").status_code == 401:
@@ -111,9 +104,8 @@ def is_local_store(uri: str) -> bool:
 
 
 def configure_mlflow(configured_uri: str | None = None) -> str:
-    """Point MLflow (fluent API and clients) at the project's store; return the URI.
-    Telemetry is off (offline by default; a log should not phone home) unless the user set
-    MLFLOW_DISABLE_TELEMETRY=false."""
+    """Point MLflow (fluent API and clients) at the project's store; return the URI. Telemetry
+    is off (a log should not phone home) unless the user set MLFLOW_DISABLE_TELEMETRY=false."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     uri = tracking_uri(configured_uri)
     if uri.startswith("sqlite:"):
@@ -125,8 +117,7 @@ def configure_mlflow(configured_uri: str | None = None) -> str:
 
     mlflow.set_tracking_uri(uri)
     if uri.startswith("sqlite:") and uri not in _READY_STORES:
-        # Under a file lock: parallel trials and workers started together on a new project
-        # would race to create the tables ("duplicate column name", "table already exists").
+        # Locked: parallel trials on a new project race to create tables ("duplicate column name").
         from filelock import FileLock
 
         with FileLock(str(MLRUNS_DIR / ".store.lock")):
@@ -158,9 +149,8 @@ def get_or_create_experiment(client: Any, name: str) -> str:
 def end_run(
     client: Any, run_id: str, error: BaseException | None = None, failure: str | None = None
 ) -> str:
-    """End a run and return its status: FINISHED; KILLED when stopped (Ctrl-C, SIGTERM,
-    sys.exit); FAILED when it raised, or when `failure` says why it failed without raising.
-    The `error` tag says what stopped it."""
+    """End a run; return its status: FINISHED, KILLED when stopped (Ctrl-C, SIGTERM, sys.exit),
+    FAILED when it raised or `failure` says why. The `error` tag says what stopped it."""
     failed = error is not None or failure is not None
     stopped = isinstance(error, KeyboardInterrupt | SystemExit)
     status = ("KILLED" if stopped else "FAILED") if failed else "FINISHED"
@@ -168,7 +158,6 @@ def end_run(
         if failed:
             message = failure if error is None else f"{type(error).__name__}: {error}"
             client.set_tag(run_id, "error", message[:5000])
-    finally:
-        # Whatever happened to the tag, the run must not stay RUNNING.
+    finally:  # whatever happened to the tag, the run must not stay RUNNING
         client.set_terminated(run_id, status)
     return status

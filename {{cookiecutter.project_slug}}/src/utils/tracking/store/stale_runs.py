@@ -8,18 +8,23 @@ shared study) is left alone: their processes cannot be seen from here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
-from typing import Any
-
-import optuna
-from optuna.trial import TrialState
+import sqlite3
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from src.utils.interrupts import interrupt_safe
 from src.utils.tracking.runs.tags import HOST_TAG, PID_TAG, STARTED_TAG
 from src.utils.tracking.store.mlflow_store import configure_mlflow
 
+if TYPE_CHECKING:
+    import optuna
+
 log = logging.getLogger(__name__)
+KILLED_REASON = "its process is gone (killed)"
 
 
 def owner_is_dead(tags: dict[str, str]) -> bool:
@@ -43,6 +48,8 @@ def requeue_dead_trials(study: optuna.Study) -> list[int]:
     the sweep's next `ask` takes them, params, intermediate values and all, and the trial
     continues its MLflow run from its last checkpoint. Taking a WAITING trial is atomic,
     so of several workers on one study one continues it."""
+    from optuna.trial import TrialState
+
     numbers = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if owner_is_dead(trial.user_attrs):
@@ -62,13 +69,45 @@ def kill_dead_runs(cfg: Any) -> int:
     running = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
     dead = [run for run in running if owner_is_dead(run.data.tags)]
     for run in dead:
-        client.set_tag(run.info.run_id, "killed_reason", "its process is gone (killed)")
+        client.set_tag(run.info.run_id, "killed_reason", KILLED_REASON)
         client.set_terminated(run.info.run_id, "KILLED")
-        how = "run the same sweep command again"
-        if "trial_number" not in run.data.tags and "run_kind" not in run.data.tags:
-            how = f"python {run.data.tags.get('mlflow.source.name')} resume={run.info.run_id}"
-        log.warning(
-            f"Run {run.info.run_name} ({run.info.run_id}) was left RUNNING by a killed "
-            f"process: marked KILLED. To continue it: {how}"
-        )
+        _say_how_to_continue(run.info.run_name, run.info.run_id, run.data.tags)
     return len(dead)
+
+
+def kill_dead_runs_in_file(db: Path) -> int:
+    """The same for every experiment of a local store, at the UI's start: read with sqlite3,
+    since importing MLflow's client would add seconds to the UI's first page."""
+    try:
+        with contextlib.closing(sqlite3.connect(db, timeout=5)) as store, store:
+            running = store.execute("SELECT run_uuid, name FROM runs WHERE status = 'RUNNING'")
+            dead = []
+            for run_id, name in running.fetchall():
+                query = "SELECT key, value FROM tags WHERE run_uuid = ?"
+                tags = dict(store.execute(query, (run_id,)).fetchall())
+                if owner_is_dead(tags):
+                    dead.append((run_id, name, tags))
+            for run_id, _, _ in dead:
+                store.execute(
+                    "UPDATE runs SET status = 'KILLED', end_time = ? WHERE run_uuid = ?",
+                    (int(time.time() * 1000), run_id),
+                )
+                store.execute(
+                    "INSERT OR REPLACE INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+                    ("killed_reason", KILLED_REASON, run_id),
+                )
+    except sqlite3.Error:
+        return 0  # a store this user may only read, or one MLflow has yet to create
+    for run_id, name, tags in dead:
+        _say_how_to_continue(name, run_id, tags)
+    return len(dead)
+
+
+def _say_how_to_continue(run_name: str, run_id: str, tags: dict[str, str]) -> None:
+    how = "run the same sweep command again"
+    if "trial_number" not in tags and "run_kind" not in tags:
+        how = f"python {tags.get('mlflow.source.name')} resume={run_id}"
+    log.warning(
+        f"Run {run_name} ({run_id}) was left RUNNING by a killed process: marked KILLED. "
+        f"To continue it: {how}"
+    )
