@@ -10,12 +10,14 @@ tracking, sweep, training -> the shared basics.
 - `stages/`: what the dataset, feature and model stages share (another stage's config,
   output manifests).
 - `training/`: what every train.py uses around Lightning: how a job ends (one message per
-  mistake, its closing lines), callbacks that stop a hopeless run, DDP.
+  mistake, its closing lines), callbacks that stop a hopeless run, resuming, DDP.
 - `tracking/`: MLflow: `store/` (where runs live, how the file is written, credentials kept
-  out, runs of killed processes), `runs/` (one training run and what it records), and
+  out, runs of killed processes), `runs/` (one training run, what it records, which run to
+  resume), and
   `registry` (the champion model).
 - `sweep/`: the Optuna sweeper Hydra runs for `-m`, its trial loop, and the sweep's parent
   run with its plots.
 - `commands/`: what a user runs (`python -m src.utils.commands.<name>`, scripts/*.sh,
-  the notebooks): diary, export_runs, new_experiment, reproduce, model_loading.
+  the notebooks): diary, export_runs, new_experiment, reproduce, model_loading, and the
+  servers' `servers/`.
 """

@@ -1,8 +1,6 @@
 """Keep a sweep's console readable: only messages that repeat per trial and tell a user nothing
 actionable are silenced (each entry says why); the log files still get them at their level."""
 
-from __future__ import annotations
-
 import logging
 import warnings
 

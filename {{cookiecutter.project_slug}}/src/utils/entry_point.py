@@ -19,8 +19,6 @@ template's benchmarks/run.py:
 `import src` finding this project rather than another installed one is `src/__init__.py`'s.
 """
 
-from __future__ import annotations
-
 import atexit
 import contextlib
 import gc

@@ -1,7 +1,5 @@
 """The resolvers every Hydra entry point registers before Hydra reads its config."""
 
-from __future__ import annotations
-
 from omegaconf import OmegaConf
 
 from src.utils.paths import PROJECT_ROOT, metric_direction, stage_log_dir

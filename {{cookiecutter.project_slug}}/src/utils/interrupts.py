@@ -5,8 +5,6 @@ included) fails after 20 s (measured: one Ctrl-C in 40). Writes through `interru
 objects delay the interrupt until done; a second signal during one interrupts at once.
 """
 
-from __future__ import annotations
-
 import functools
 import signal
 import threading

@@ -1,8 +1,6 @@
 """Where things live in this project, from this file's location (the project root), never
 the cwd: every script, notebook and the MLflow UI see the same folders wherever they start."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 

@@ -1,8 +1,6 @@
 """Show a user's mistake as one clear message instead of a traceback (single runs). In a sweep
 it is re-raised: the sweeper records the trial FAILED and decides whether the sweep goes on."""
 
-from __future__ import annotations
-
 import logging
 import sys
 from collections.abc import Iterator

@@ -3,8 +3,6 @@
 poetry run python -m src.utils.commands.diary model01 [--top 5]
 """
 
-from __future__ import annotations
-
 import argparse
 import sys
 from datetime import datetime

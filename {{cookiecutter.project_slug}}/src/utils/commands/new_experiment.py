@@ -5,8 +5,6 @@
 Only the standard library is used, so the script works before `poetry install` too.
 """
 
-from __future__ import annotations
-
 import argparse
 import re
 import shutil

@@ -8,8 +8,6 @@ trainer.deterministic=true on CPU the metrics are identical.
 Exit codes: 0 reproduced, 1 metrics differ, 2 refused or the run cannot be re-run.
 """
 
-from __future__ import annotations
-
 import argparse
 import math
 import os

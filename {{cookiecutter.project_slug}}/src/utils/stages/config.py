@@ -2,8 +2,6 @@
 compose API cannot start inside `@hydra.main`, so the YAML is read with OmegaConf and its
 `hydra:` node dropped: a caller that builds the stage on demand needs only the stage's keys."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

@@ -1,8 +1,6 @@
 """Small JSON manifests that say what a stage produced from what: names, sizes, SHA-256. A
 later stage compares the one it finds with the one it would write: equal means still valid."""
 
-from __future__ import annotations
-
 import hashlib
 import json
 import os

@@ -2,8 +2,6 @@
 draws it, but with Pillow (a few ms): importing matplotlib and laying out the figure took ~0.3 s
 per sweep on two cores (the template's benchmarks/run.py), often its only use of matplotlib."""
 
-from __future__ import annotations
-
 import math
 from itertools import accumulate
 

@@ -7,8 +7,6 @@ own Hydra config (its password never travels in an override); the sweep's proces
 sweeper's study object.
 """
 
-from __future__ import annotations
-
 import json
 import logging
 import os

@@ -3,8 +3,6 @@ tracebacks from deep inside the sweeper, and some mistakes pass silently (an unk
 `tag(lug, ...)` is ignored, `interval(a, a)` searches nothing). Each gets one message here,
 naming the parameter and the fix."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser

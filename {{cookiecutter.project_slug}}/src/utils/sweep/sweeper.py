@@ -10,8 +10,6 @@
   model; trials learn their number, study and parent from `sweep.*` keys.
 """
 
-from __future__ import annotations
-
 import contextlib
 import ctypes
 import functools

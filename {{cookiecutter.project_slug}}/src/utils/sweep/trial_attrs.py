@@ -4,8 +4,6 @@ the writer thread). RDB storages get Optuna's own statement per attribute in one
 transaction; other storages (in-memory, journal files) one call each.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import Any
 

@@ -7,8 +7,6 @@ set as Hydra sets them; any other change (a config group option, a key added or 
 is composed in full.
 """
 
-from __future__ import annotations
-
 import copy
 from typing import Any
 

@@ -3,5 +3,5 @@ experiment rarely needs to change it.
 
 store/ (where the runs live, how the SQLite file is written, credentials kept out, runs of
 killed processes), runs/ (one training run: its tags, environment, system metrics, the
-sweep's writer thread), registry (the champion model).
+sweep's writer thread, which run to resume), registry (the champion model).
 """

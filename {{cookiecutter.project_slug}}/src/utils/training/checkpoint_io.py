@@ -1,7 +1,5 @@
 """Lightning's checkpoint writer for local files, without its in-memory copies."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import Any

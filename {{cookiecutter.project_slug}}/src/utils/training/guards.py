@@ -1,7 +1,5 @@
 """Stop a run early when it can no longer produce anything useful, and say why."""
 
-from __future__ import annotations
-
 import math
 from typing import Any
 

@@ -1,8 +1,6 @@
 """How a training job ends, whichever way it ends: what a train.py's `main` wraps around
 `train(cfg)`, and the closing lines of a single run."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any

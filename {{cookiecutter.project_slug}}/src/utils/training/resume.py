@@ -8,8 +8,6 @@
   resumed or not.
 """
 
-from __future__ import annotations
-
 import random
 from pathlib import Path
 from typing import Any

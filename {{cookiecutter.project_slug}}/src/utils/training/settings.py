@@ -4,8 +4,6 @@ after a sweep process's first trial (same code, same cached data). Each `Trainer
 looks up every installed distribution's callback entry points (importlib.metadata, ~4 ms on
 two cores, up to ~20 ms beside the writer thread); a process reads them once."""
 
-from __future__ import annotations
-
 import functools
 from typing import Any
 

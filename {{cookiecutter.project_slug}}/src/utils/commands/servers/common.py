@@ -1,8 +1,6 @@
 """What the server commands share: options, .env, the port check, the store, the exec. Standard
 library only at import time: outside the project's environment a command says how to install."""
 
-from __future__ import annotations
-
 import argparse
 import errno
 import functools

@@ -3,8 +3,6 @@ Each setting from the command line, else the environment, else .env (see .env.ex
 (on by itself beyond loopback, unless --no-auth): MLflow's login, admin from .env, users with
 scripts/mlflow_users.sh. Passwords never go on a command line (`ps` shows those)."""
 
-from __future__ import annotations
-
 import argparse
 import importlib.util
 import os

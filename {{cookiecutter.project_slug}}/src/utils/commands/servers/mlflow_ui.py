@@ -4,8 +4,6 @@ bash scripts/mlflow_ui.sh                      # http://127.0.0.1:5000
 bash scripts/mlflow_ui.sh --port 5001          # anything else goes to `mlflow server`
 bash scripts/mlflow_ui.sh --host 0.0.0.0       # reachable from other machines (warns)"""
 
-from __future__ import annotations
-
 import contextlib
 import json
 import os

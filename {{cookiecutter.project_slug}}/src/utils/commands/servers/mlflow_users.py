@@ -4,8 +4,6 @@ line), `grant alice EDIT --experiment model01` (created if missing) or `--model 
 Server: --url, else MLFLOW_TRACKING_URI, else this machine's MLFLOW_SERVER_PORT.
 """
 
-from __future__ import annotations
-
 import argparse
 import getpass
 import os

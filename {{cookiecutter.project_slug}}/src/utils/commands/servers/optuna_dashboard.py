@@ -2,8 +2,6 @@
 exists and prints only its link; --storage URL (default logs/optuna.db) is another
 hydra.sweeper.storage. Other options go to `optuna-dashboard`."""
 
-from __future__ import annotations
-
 import re
 import sys
 from importlib.metadata import entry_points

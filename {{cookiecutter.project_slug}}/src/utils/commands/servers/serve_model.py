@@ -4,8 +4,6 @@ to `mlflow models serve`. GET /ping; POST /invocations {"inputs": N×1×28×28 p
 answers {"predictions": N×10 logits}.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 

@@ -6,8 +6,6 @@ of `poetry.lock`) and the installed packages as `pip freeze` would list them.
 created; `mlflow_project_run()` makes the two one run whenever they share a store.
 """
 
-from __future__ import annotations
-
 import hashlib
 import os
 import platform

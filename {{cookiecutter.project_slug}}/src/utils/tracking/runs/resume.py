@@ -4,8 +4,6 @@ run's overrides (kept there), then this command's (`resume=last trainer.max_epoc
 longer), refusing a changed `model.*`; a sweep trial finds its run by study and trial number.
 """
 
-from __future__ import annotations
-
 import os
 from dataclasses import dataclass
 from pathlib import Path

@@ -2,8 +2,6 @@
 nvidia-ml-py), sampled in a thread. MLflow publishes only whole intervals, so the samples since
 the last one (all of them in a run shorter than one interval) are logged when the run stops."""
 
-from __future__ import annotations
-
 import logging
 import threading
 from typing import Any

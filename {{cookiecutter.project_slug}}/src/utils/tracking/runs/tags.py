@@ -1,7 +1,5 @@
 """The tags every run carries: code version, source, user, owner process, sweep links."""
 
-from __future__ import annotations
-
 import getpass
 import os
 import socket

@@ -1,8 +1,6 @@
 """One MLflow store where training, notebooks and the UI meet, and opening and closing runs in it:
 $MLFLOW_TRACKING_URI when set (a team server), else <project>/logs/mlruns/{mlflow.db,artifacts/}."""
 
-from __future__ import annotations
-
 import os
 from typing import Any, NoReturn
 

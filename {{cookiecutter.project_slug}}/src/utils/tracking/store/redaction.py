@@ -1,7 +1,5 @@
 """Keep credentials out of the store: secret-looking config keys and URL passwords become ***."""
 
-from __future__ import annotations
-
 import re
 from collections.abc import Mapping
 from typing import Any

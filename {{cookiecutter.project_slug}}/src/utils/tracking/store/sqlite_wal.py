@@ -10,8 +10,6 @@ system a store keeps the rollback journal. At exit the log is copied into the da
 file, so a copy of mlflow.db alone holds every run.
 """
 
-from __future__ import annotations
-
 import atexit
 import contextlib
 import sqlite3
