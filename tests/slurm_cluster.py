@@ -9,6 +9,7 @@ tests skip with the reason, and fail instead under CI (CI=true): there they must
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -141,6 +142,13 @@ def slurm_cluster_fixture() -> Iterator[SlurmCluster]:
     except (subprocess.SubprocessError, RuntimeError, AssertionError) as error:
         raise RuntimeError(f"could not start Slurm: {error}\n{cluster.logs()}") from error
     finally:
+        # A job's steps outlive the daemons (slurmstepd): left running, a requeued trial
+        # would go on writing into the installed project that the next tests read.
+        with contextlib.suppress(Exception):
+            cluster.run("scancel", "--full", "--partition=debug")
+            deadline = time.monotonic() + 30
+            while cluster.run("squeue", "-h").strip() and time.monotonic() < deadline:
+                time.sleep(0.5)
         for pid_file in ("slurmd.pid", "slurmctld.pid", "munged.pid"):
             try:
                 os.kill(int((folder / pid_file).read_text()), 15)
