@@ -81,7 +81,6 @@ def test_every_trial_is_a_finished_mlflow_run_nested_under_one_parent(swept_proj
 def test_both_stores_are_written_ahead_and_their_files_alone_hold_every_run(
     swept_project, tmp_path
 ):
-    import shutil
     import sqlite3
 
     project, result = swept_project
@@ -93,8 +92,11 @@ def test_both_stores_are_written_ahead_and_their_files_alone_hold_every_run(
     # checkpointed into the database files, so copies of the files alone hold every run.
     copies = tmp_path / "copies"
     copies.mkdir()
+    # Copied by another process, as a user's `cp` would: a close() of the file in this one
+    # would drop the SQLite locks of this process's own open connections (POSIX locks are
+    # per process), and the next sweep would then delete a WAL they still read.
     for database in (logs / "mlruns" / "mlflow.db", logs / "optuna.db"):
-        shutil.copy(database, copies)
+        subprocess.run(["cp", str(database), str(copies)], check=True)
     name = study_name_of(result)
     with sqlite3.connect(copies / "mlflow.db") as opened:
         tagged = opened.execute(
