@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -263,6 +264,8 @@ def test_a_single_run_logs_the_same_without_a_parent(installed_project):
     ), result.stdout[-2000:]
     assert f"#/experiments/{experiment.experiment_id}/runs/{run_id}" in last[1]
     assert f"experiment_name=model01, run_id={run_id}" in last[2]
+    if shutil.which("srun"):  # Slurm is installed (CI): no hint to use it outside a job
+        assert "srun` command is available" not in result.stdout + result.stderr
     assert {a.path for a in client.list_artifacts(single.info.run_id)} >= {
         "config",
         "checkpoints",

@@ -99,6 +99,10 @@ def test_the_login_keeps_out_strangers_and_read_only_users(server, installed_pro
         assert (refused.stdout + refused.stderr).count(message) == 1
         assert "mlflow_users.sh grant bob EDIT --experiment model01" in refused.stderr
         assert "Traceback" not in refused.stdout + refused.stderr
+        import optuna  # refused before its study is created: no empty study is left
+
+        studies = optuna.get_all_study_names(f"sqlite:///{project / 'logs' / 'optuna.db'}")
+        assert study.split("=")[1] + "a" in studies and study.split("=")[1] + "b" not in studies
 
         # A wrong password (the environment wins over .env): one message, nothing trained.
         wrong = {"MLFLOW_TRACKING_PASSWORD": "not-alices-password"}

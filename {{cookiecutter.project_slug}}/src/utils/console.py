@@ -2,6 +2,7 @@
 actionable are silenced (each entry says why); the log files still get them at their level."""
 
 import logging
+import os
 import warnings
 
 # (message regex, why it is safe to hide)
@@ -42,6 +43,10 @@ def quiet_third_party_noise() -> None:
     warnings.filterwarnings("ignore", category=ExperimentalWarning)
     for pattern, _why in _IGNORED_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
+    if "SLURM_JOB_ID" not in os.environ:
+        # Where Slurm is installed Lightning tells every run to prepend srun; outside a job (a
+        # login node, a workstation) nothing asked for Slurm. Inside a job the hint may help.
+        warnings.filterwarnings("ignore", message="The `srun` command is available on your")
     # The model is pickled on purpose (TrainingRun.log_pytorch_model); MLflow warns every trial.
     mlflow_pytorch = logging.getLogger("mlflow.pytorch")
     if not any(isinstance(f, _DropMessage) for f in mlflow_pytorch.filters):

@@ -45,7 +45,7 @@ from src.utils.sweep.trial_attrs import set_user_attrs
 from src.utils.sweep.trial_configs import compose_trials_once
 from src.utils.tracking.runs.deferred_writes import deferred_writes
 from src.utils.tracking.runs.tags import owner_tags
-from src.utils.tracking.store import stale_runs
+from src.utils.tracking.store import mlflow_store, stale_runs
 from src.utils.tracking.store.redaction import redact_url_credentials
 from src.utils.tracking.store.sqlite_wal import use_write_ahead_log
 from src.utils.user_errors import exit_with_message
@@ -177,6 +177,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
             grid = {name: self._to_grid_sampler_choices(d) for name, d in distributions.items()}
             self.sampler = self.sampler(grid)
             self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid.values()))
+        mlflow_store.check_can_log(self.config.mlflow.tracking_uri, experiment)
         study, done = self._open_study(directions)
         to_run = max(0, self.n_trials - done)
         log.info(f"Study name: {study.study_name}")
@@ -408,9 +409,9 @@ def _stop_joblib_workers(running: Any) -> None:
 
 
 def _quiet_slurm(launcher: Any) -> None:
-    """Where Slurm is installed, Lightning hints at srun in every trial run outside it (in
-    this process); without accounting (no slurmdbd) submitit's status poll, sacct, fails
-    three times a poll, aloud. Jobs' ends are seen from their result files all the same."""
+    """Where Slurm is installed, Lightning hints at srun in every in-process trial (also when
+    the sweep itself is a Slurm job); without accounting (no slurmdbd) submitit's status poll,
+    sacct, fails three times a poll, aloud. Jobs' ends are seen from their result files."""
     warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
     if type(launcher).__name__ == "SlurmLauncher":
         from submitit.slurm.slurm import SlurmInfoWatcher

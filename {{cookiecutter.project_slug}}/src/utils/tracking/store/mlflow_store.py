@@ -88,6 +88,15 @@ def _check_can_write(uri: str, name: str) -> None:
         )
 
 
+def check_can_log(configured_uri: str | None, experiment: str) -> None:
+    """A sweep's first step: a tracking server that refuses this user stops it before its
+    Optuna study is created (else a refused sweep would leave an empty study behind)."""
+    uri = tracking_uri(configured_uri)
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
+        _check_can_write(uri, experiment)
+
+
 def default_tracking_uri() -> str:
     return f"sqlite:///{MLRUNS_DIR / 'mlflow.db'}"
 
