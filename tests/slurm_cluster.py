@@ -142,8 +142,8 @@ def slurm_cluster_fixture() -> Iterator[SlurmCluster]:
     except (subprocess.SubprocessError, RuntimeError, AssertionError) as error:
         raise RuntimeError(f"could not start Slurm: {error}\n{cluster.logs()}") from error
     finally:
-        # A job's steps outlive the daemons (slurmstepd): left running, a requeued trial
-        # would go on writing into the installed project that the next tests read.
+        # A job's steps outlive the daemons (slurmstepd): cancelled and waited for, so that
+        # no trial goes on writing into a test's project after the session.
         with contextlib.suppress(Exception):
             cluster.run("scancel", "--full", "--partition=debug")
             deadline = time.monotonic() + 30
