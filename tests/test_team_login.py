@@ -1,7 +1,8 @@
 """The team server's login, for real: `scripts/mlflow_server.sh --auth` runs MLflow's
 basic-auth app on a loopback port with its admin from an env file, `scripts/mlflow_users.sh`
 adds users and grants permissions, and training and sweeps log in from the project's .env.
-The refusals that need no server are in test_server_commands."""
+With PostgreSQL holding both the runs and the users, too. The refusals that need no
+server are in test_server_commands."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from postgres_server import postgres_server_fixture  # noqa: F401 - the fixture
 from server_process import free_port, http_status, started, wait_for
 
 from conftest import SMALL_RUN, project_env, run
@@ -131,3 +133,42 @@ def test_the_login_keeps_out_strangers_and_read_only_users(server, installed_pro
             ["grep", "-rlaF", "--", password, *folders], capture_output=True, text=True
         )
         assert found.returncode == 1, f"{name}'s password is in {found.stdout}{found.stderr}"
+
+
+def test_the_login_keeps_its_users_in_the_teams_postgres_database(
+    installed_project, postgres_server, tmp_path
+):
+    """The team's setup (docker-compose.yml's): runs and users in one PostgreSQL database;
+    a user with EDIT trains into it through the login."""
+    psycopg = pytest.importorskip("psycopg", reason="psycopg (a project dependency) is missing")
+    project = installed_project
+    admin, carol = (f"{name}-{secrets.token_hex(8)}" for name in ("admin", "carol"))
+    postgres_server.create_database("mlflow_login")
+    env_file = tmp_path / "team.env"
+    env_file.write_text(
+        f"MLFLOW_AUTH_ADMIN_PASSWORD='{admin}'\nPOSTGRES_USER={postgres_server.user}\n"
+        f"POSTGRES_PASSWORD='{postgres_server.password}'\nPOSTGRES_HOST={postgres_server.host}\n"
+        f"POSTGRES_PORT={postgres_server.port}\nPOSTGRES_DB=mlflow_login\n"
+    )
+    port = free_port()
+    command = ["bash", "scripts/mlflow_server.sh", "--auth", "--port", str(port), "--workers", "1"]
+    command += ["--env-file", str(env_file), "--artifacts-destination", str(tmp_path / "artifacts")]
+    base = f"http://127.0.0.1:{port}"
+    with started(command, project, tmp_path / "server.log", base) as server:
+        wait_for(server, "/health", timeout=120)
+        server.env_file = env_file  # type: ignore[attr-defined]
+        assert "backend store: postgresql+psycopg://mlflow:***@" in server.output()
+        assert http_status(f"{base}/api/2.0/mlflow/experiments/search?max_results=1") == 401
+        for args in (["add", "carol"], ["grant", "carol", "EDIT", "--experiment", "model01"]):
+            done = manage(server, project, *args, password=carol)
+            assert done.returncode == 0, done.stdout + done.stderr
+        login = {"MLFLOW_TRACKING_USERNAME": "carol", "MLFLOW_TRACKING_PASSWORD": carol}
+        trained = run([*TRAIN, *SMALL_RUN], project, MLFLOW_TRACKING_URI=base, **login)
+        assert "finished: test/acc" in trained.stdout
+    database = postgres_server.url("mlflow_login", driver="postgresql")
+    with psycopg.connect(database) as connection:
+        users = connection.execute("SELECT username FROM users ORDER BY username").fetchall()
+        runs = connection.execute("SELECT status FROM runs").fetchall()
+    assert users == [("admin",), ("carol",)] and runs == [("FINISHED",)]
+    settings = project / "logs" / "mlflow_server" / "basic_auth.ini"
+    assert settings.stat().st_mode & 0o077 == 0  # it holds the database's password
