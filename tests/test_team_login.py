@@ -139,7 +139,7 @@ def test_the_login_keeps_its_users_in_the_teams_postgres_database(
     installed_project, postgres_server, tmp_path
 ):
     """The team's setup (docker-compose.yml's): runs and users in one PostgreSQL database;
-    a user with EDIT trains into it through the login."""
+    a user with EDIT sweeps into it through the login, from worker processes too."""
     psycopg = pytest.importorskip("psycopg", reason="psycopg (a project dependency) is missing")
     project = installed_project
     admin, carol = (f"{name}-{secrets.token_hex(8)}" for name in ("admin", "carol"))
@@ -163,12 +163,14 @@ def test_the_login_keeps_its_users_in_the_teams_postgres_database(
             done = manage(server, project, *args, password=carol)
             assert done.returncode == 0, done.stdout + done.stderr
         login = {"MLFLOW_TRACKING_USERNAME": "carol", "MLFLOW_TRACKING_PASSWORD": carol}
-        trained = run([*TRAIN, *SMALL_RUN], project, MLFLOW_TRACKING_URI=base, **login)
-        assert "finished: test/acc" in trained.stdout
+        # Trials in worker processes (joblib) log in as well.
+        workers = ["hydra/launcher=joblib", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2"]
+        swept = run([*SWEEP, *workers], project, MLFLOW_TRACKING_URI=base, **login)
+        assert "Joblib.Parallel(n_jobs=2" in swept.stdout + swept.stderr
     database = postgres_server.url("mlflow_login", driver="postgresql")
     with psycopg.connect(database) as connection:
         users = connection.execute("SELECT username FROM users ORDER BY username").fetchall()
         runs = connection.execute("SELECT status FROM runs").fetchall()
-    assert users == [("admin",), ("carol",)] and runs == [("FINISHED",)]
+    assert users == [("admin",), ("carol",)] and runs == [("FINISHED",)] * 3  # parent, 2 trials
     settings = project / "logs" / "mlflow_server" / "basic_auth.ini"
     assert settings.stat().st_mode & 0o077 == 0  # it holds the database's password
