@@ -165,6 +165,7 @@ def test_the_login_keeps_its_users_in_the_teams_postgres_database(
         login = {"MLFLOW_TRACKING_USERNAME": "carol", "MLFLOW_TRACKING_PASSWORD": carol}
         # Trials in worker processes (joblib) log in as well.
         workers = ["hydra/launcher=joblib", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2"]
+        workers.append(f"hydra.sweeper.study_name=login-{secrets.token_hex(4)}")  # a new one
         swept = run([*SWEEP, *workers], project, MLFLOW_TRACKING_URI=base, **login)
         assert "Joblib.Parallel(n_jobs=2" in swept.stdout + swept.stderr
     database = postgres_server.url("mlflow_login", driver="postgresql")
