@@ -36,16 +36,17 @@ class _DropMessage(logging.Filter):
         return not record.getMessage().startswith(self.start)
 
 
-def quiet_third_party_noise() -> None:
+def quiet_third_party_noise(sweep: bool = False) -> None:
     from optuna.exceptions import ExperimentalWarning
 
     # Optuna's matplotlib plots are "experimental" since v2.2; the sweep summary uses them.
     warnings.filterwarnings("ignore", category=ExperimentalWarning)
     for pattern, _why in _IGNORED_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
-    if "SLURM_JOB_ID" not in os.environ:
-        # Where Slurm is installed Lightning tells every run to prepend srun; outside a job (a
-        # login node, a workstation) nothing asked for Slurm. Inside a job the hint may help.
+    if sweep or "SLURM_JOB_ID" not in os.environ:
+        # Where Slurm is installed Lightning tells every run to prepend srun: noise outside a
+        # job (a login node, a workstation) and for a sweep's in-process trials, one process
+        # each. In a plain job a multi-task run without srun would hang: there it may help.
         warnings.filterwarnings("ignore", message="The `srun` command is available on your")
     # The model is pickled on purpose (TrainingRun.log_pytorch_model); MLflow warns every trial.
     mlflow_pytorch = logging.getLogger("mlflow.pytorch")

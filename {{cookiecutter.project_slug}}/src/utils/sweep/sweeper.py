@@ -21,7 +21,6 @@ import os
 import signal
 import subprocess
 import time
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -156,7 +155,7 @@ class _ExperimentSweeperImpl(OptunaSweeperImpl):
         from src.utils.console import quiet_third_party_noise
         from src.utils.sweep.parent_run import SweepParentRun
 
-        quiet_third_party_noise()
+        quiet_third_party_noise(sweep=True)
         _quiet_slurm(self.launcher)
         use_write_ahead_log()  # before the study's storage opens its first connection
         self._process_searchspace_config()
@@ -409,10 +408,8 @@ def _stop_joblib_workers(running: Any) -> None:
 
 
 def _quiet_slurm(launcher: Any) -> None:
-    """Where Slurm is installed, Lightning hints at srun in every in-process trial (also when
-    the sweep itself is a Slurm job); without accounting (no slurmdbd) submitit's status poll,
-    sacct, fails three times a poll, aloud. Jobs' ends are seen from their result files."""
-    warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
+    """Without accounting (no slurmdbd) submitit's status poll, sacct, fails three times a
+    poll, aloud. Jobs' ends are seen from their result files all the same."""
     if type(launcher).__name__ == "SlurmLauncher":
         from submitit.slurm.slurm import SlurmInfoWatcher
 
